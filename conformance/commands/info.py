@@ -1,0 +1,31 @@
+"""`conformance info`: the detected torch build, the devices it can use and the pins, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from conformance import builds, device, exitcodes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="print the detected build and devices as JSON")
+    p.add_argument("--device", choices=builds.DEVICES, action="append",
+                   help="probe only this device (repeatable; default: all)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    build = device.detect_build()
+    names = args.device or list(builds.DEVICES)
+    out = {
+        "build": device.asdict(build),
+        "devices": {n: device.asdict(device.probe(n, build)) for n in names},
+        "pins": {n: device.asdict(builds.plan(n)) for n in names},
+        "identity": {},
+    }
+    for n in names:
+        dev = device.probe(n, build)
+        out["identity"][n] = device.asdict(device.identity(dev, build, builds.plan(n)))
+    print(json.dumps(out, indent=2))
+    return exitcodes.OK

@@ -1,0 +1,157 @@
+"""`conformance install-torch`: put the pinned torch build (or the host's torch) into the current environment."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+from conformance import builds, exitcodes
+
+HOST_PTH = "_conformance_host_torch.pth"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "install-torch",
+        help="install the pinned torch build for a device into this environment (tox runs it)",
+        description=builds.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--device", required=True, choices=builds.DEVICES, help="device whose torch build to install")
+    p.add_argument("--dry-run", action="store_true", help="print the plan as JSON and install nothing")
+    p.set_defaults(func=run)
+
+
+def _say(msg: str) -> None:
+    print(f"conformance install-torch: {msg}", flush=True)
+
+
+def _installed_torch() -> str | None:
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _pip(args: list[str]) -> int:
+    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
+    _say("running " + " ".join(cmd[1:]))
+    return subprocess.call(cmd)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = builds.plan(args.device)
+    if args.dry_run:
+        print(json.dumps({**plan.__dict__, "requirement": plan.exact_requirement}, indent=2))
+        return exitcodes.OK
+    if plan.source == "host":
+        return _link_host_torch(plan)
+    return _install_pinned(plan)
+
+
+def _install_pinned(plan: builds.TorchPlan) -> int:
+    stale = os.path.join(sysconfig.get_paths()["purelib"], HOST_PTH)
+    if os.path.exists(stale):  # an earlier host-mode run of this env must not shadow the pinned build
+        os.remove(stale)
+    have = _installed_torch()
+    if have == f"{plan.version}+{plan.variant}" or (have == plan.version and plan.variant == builds.PYPI_DEFAULT_VARIANT):
+        _say(f"torch {have} already installed ({plan.describe()})")
+        return exitcodes.OK
+    ok, why = builds.index_reachable(plan.index_url or "")
+    if ok:
+        code = _pip([plan.exact_requirement, "--extra-index-url", plan.index_url])
+        tried = f"{plan.index_url} and the default index"
+        requirement = plan.exact_requirement
+    else:
+        # Without the PyTorch index, the default index (or a local wheelhouse) still has this release; the
+        # identity check then records which build it really was instead of trusting the env's name.
+        _say(f"PyTorch index {plan.index_url} not reachable ({why}); installing {plan.requirement} "
+             "from the default index / PIP_FIND_LINKS instead")
+        code = _pip([plan.requirement])
+        tried = "the default index (PyTorch index unreachable: " + why + ")"
+        requirement = plan.requirement
+    if code != 0:
+        sys.stderr.write(
+            f"conformance install-torch: could not install {requirement} for the {plan.device} env from {tried}.\n"
+            "  Choose an available release with TORCH_VERSION=..., point CONFORMANCE_"
+            f"{plan.device.upper()}_INDEX or CONFORMANCE_INDEX_BASE at a reachable mirror, or use host mode "
+            "(CONFORMANCE_HOST_TORCH=1) to test the torch already installed.\n"
+        )
+        return exitcodes.INTERNAL
+    got = _installed_torch()
+    expected = f"{plan.version}+{plan.variant}"
+    if got not in (expected, plan.version if plan.variant == builds.PYPI_DEFAULT_VARIANT else expected):
+        _say(f"WARNING: got torch {got}, not {expected}; the build identity check will report it")
+    else:
+        _say(f"installed torch {got}")
+    return exitcodes.OK
+
+
+def _host_python() -> str | None:
+    """The interpreter that holds the host's torch: CONFORMANCE_HOST_PYTHON, else the first python3 outside this env."""
+    chosen = os.environ.get("CONFORMANCE_HOST_PYTHON", "").strip()
+    if chosen:
+        return shutil.which(chosen) or (chosen if os.path.exists(chosen) else None)
+    own_bin = os.path.dirname(sys.executable)
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and os.path.realpath(d) != os.path.realpath(own_bin)]
+    return shutil.which("python3", path=os.pathsep.join(path))
+
+
+_PROBE = (
+    "import json, site, sys, sysconfig\n"
+    "paths = [sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']]\n"
+    "paths += [p for p in (site.getsitepackages() if hasattr(site, 'getsitepackages') else []) if p not in paths]\n"
+    "try:\n"
+    "    import importlib.metadata as m; torch = m.version('torch')\n"
+    "except Exception:\n"
+    "    torch = None\n"
+    "print(json.dumps({'executable': sys.executable, 'version': sys.version.split()[0], 'paths': paths, 'torch': torch}))\n"
+)
+
+
+def _link_host_torch(plan: builds.TorchPlan) -> int:
+    """Append the host interpreter's site-packages to this env's sys.path via a .pth file.
+
+    tox's system_site_packages would give the *base* interpreter's packages, which misses torch when the host
+    torch lives in a venv or conda env (GPU images, Gaudi images): the .pth file points at the real place.
+    """
+    site_dir = sysconfig.get_paths()["purelib"]
+    pth = os.path.join(site_dir, HOST_PTH)
+    if os.path.exists(pth):
+        os.remove(pth)
+    if _installed_torch():  # a pinned build left in this env by an earlier run would shadow the host's torch
+        _say("host mode: removing this env's own torch so the host's is the one tested")
+        subprocess.call([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "torch"])
+    host = _host_python()
+    if host is None:
+        _say("WARNING: host mode but no host python3 found outside this env; set CONFORMANCE_HOST_PYTHON. "
+             "Every check will be reported unavailable.")
+        return exitcodes.OK
+    try:
+        info = json.loads(subprocess.check_output([host, "-c", _PROBE], text=True, timeout=60))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        sys.stderr.write(f"conformance install-torch: cannot ask host interpreter {host} for its packages: {exc}\n")
+        return exitcodes.INTERNAL
+    ours = sys.version.split()[0].rsplit(".", 1)[0]
+    theirs = info["version"].rsplit(".", 1)[0]
+    if ours != theirs:
+        sys.stderr.write(
+            f"conformance install-torch: host mode needs the env's Python ({ours}) to match the host "
+            f"interpreter {info['executable']} ({theirs}); run tox with that interpreter "
+            f"(e.g. `{info['executable']} -m tox -e {plan.device}`).\n"
+        )
+        return exitcodes.INTERNAL
+    paths = [p for p in info["paths"] if os.path.isdir(p) and os.path.realpath(p) != os.path.realpath(site_dir)]
+    with open(pth, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(paths) + "\n")
+    if info["torch"]:
+        _say(f"host mode: using torch {info['torch']} from {info['executable']}")
+    else:
+        _say(f"WARNING: host mode but {info['executable']} has no torch; every check will be reported unavailable")
+    return exitcodes.OK

@@ -1,0 +1,1 @@
+"""Cross-device report: read JUnit files, build the matrix, render it."""
