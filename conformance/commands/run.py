@@ -52,7 +52,10 @@ def pytest_command(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     cmd = pytest_command(args)
-    code = subprocess.call(cmd)
+    # Plugins that happen to be installed (a host torch image brings xdist, timeout, ...) must not change the
+    # suite's behaviour; pass `-- -p NAME` to load one on purpose.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    code = subprocess.call(cmd, env=env)
     if code < 0:
         sys.stderr.write(f"conformance run: the suite process died with signal {-code}\n")
         return exitcodes.FAILED
