@@ -28,3 +28,36 @@ def assert_equal(api: str, actual, expected, what: str) -> None:
     __tracebackhide__ = True
     if actual != expected:
         raise AssertionError(f"{api}: {what}: expected {expected!r}, got {actual!r}")
+
+
+def assert_raises(api: str, exc_type, match: str, fn, *args, what: str, **kwargs):
+    """Call `fn`; it must raise `exc_type` with a message matching regex `match`. Returns the exception."""
+    __tracebackhide__ = True
+    import re
+
+    try:
+        fn(*args, **kwargs)
+    except exc_type as exc:
+        if not re.search(match, str(exc)):
+            raise AssertionError(
+                f"{api}: {what}: expected {exc_type.__name__} matching {match!r}, got {exc_type.__name__}: {exc}"
+            ) from None
+        return exc
+    except Exception as exc:  # noqa: BLE001 - any other exception is the finding
+        raise AssertionError(
+            f"{api}: {what}: expected {exc_type.__name__} matching {match!r}, got {type(exc).__name__}: {exc}"
+        ) from None
+    raise AssertionError(f"{api}: {what}: expected {exc_type.__name__} matching {match!r}, got no exception")
+
+
+def assert_grads_close(api: str, actual: dict, expected: dict, *, device: str, what: str = "gradient") -> None:
+    """Compare gradients by parameter name: same names, none missing, each close to the reference."""
+    __tracebackhide__ = True
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    if missing or extra:
+        raise AssertionError(f"{api}: {what} names on {device}: missing {missing}, unexpected {extra}")
+    for name in sorted(expected):
+        if actual[name] is None:
+            raise AssertionError(f"{api}: {what} of {name!r} on {device}: expected a gradient, got None")
+        assert_close(api, actual[name], expected[name], device=device, what=f"{what} of {name!r}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance import builds, device
+from conformance import builds, device, expectations
 
 ENV_PREFIX = "CONFORMANCE_"
 UNAVAILABLE = "unavailable: "
@@ -108,6 +108,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    expectations.apply(config, items)
     st = config.stash[state_key]
     if st.dev.available:
         return

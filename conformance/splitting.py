@@ -1,0 +1,67 @@
+"""Shared steps of the split and backward checks: build a registry model on a device/dtype, split it, read stages.
+
+Imports torch only inside functions (check modules import this at module level).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance import models, tolerances
+
+
+def torch_dtype(short: str):
+    import torch
+
+    return getattr(torch, tolerances.DTYPES[short])
+
+
+def require_dtype(device: str, short: str) -> None:
+    """Skip when the device lacks the dtype (a stated hardware/build limit, never a caught error)."""
+    __tracebackhide__ = True
+    reason = tolerances.unsupported(device, tolerances.DTYPES[short])
+    if reason:
+        pytest.skip(f"not supported: {tolerances.DTYPES[short]} on {device}: {reason}")
+
+
+def cast(value: Any, dtype) -> Any:
+    """Floating tensors to `dtype`; integer tensors (token ids, masks as ints) and non-tensors unchanged."""
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(dtype)
+    return value
+
+
+def model_and_inputs(name: str, device, short: str = "fp32", batch: int = 4, **build_kw):
+    """A fresh registry model and its example inputs, both on `device` in dtype `short`."""
+    spec = models.spec(name)
+    dtype = torch_dtype(short)
+    model = spec.builder(**build_kw).to(device=device, dtype=dtype)
+    args, kwargs = spec.inputs(device, batch)
+    return model, tuple(cast(a, dtype) for a in args), {k: cast(v, dtype) for k, v in kwargs.items()}
+
+
+def split(model, args, kwargs=None, split_spec=None, split_policy=None):
+    from torch.distributed.pipelining import pipeline
+
+    return pipeline(model, mb_args=tuple(args), mb_kwargs=kwargs or None, split_spec=split_spec,
+                    split_policy=split_policy)
+
+
+def as_tuple(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def stage_modules(pipe) -> list:
+    return [pipe.get_stage_module(i) for i in range(pipe.num_stages)]
+
+
+def stage_keys(pipe) -> list[set[str]]:
+    return [set(m.state_dict()) for m in stage_modules(pipe)]
+
+
+def tied_names(spec: models.ModelSpec) -> set[str]:
+    return {n for group in spec.tied for n in group}
