@@ -1,0 +1,41 @@
+"""Test-only crash switch: kills the suite process on purpose so crash handling can be proven on a real child.
+
+Loaded by `conformance run` only when CONFORMANCE_TEST_CRASH=<mode>:<substring of a check id> is set;
+modes: abort, sigkill, segfault, exit, hang.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+CRASH_ENV = "CONFORMANCE_TEST_CRASH"
+MODES = ("abort", "sigkill", "segfault", "exit", "hang")
+
+
+def _crash(mode: str) -> None:
+    sys.stdout.write(f"conformance.faults: crashing on purpose ({mode})\n")
+    sys.stdout.flush()
+    if mode == "abort":
+        os.abort()
+    elif mode == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "segfault":
+        ctypes.string_at(0)
+    elif mode == "exit":
+        os._exit(3)
+    elif mode == "hang":
+        while True:
+            time.sleep(3600)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    mode, _, target = os.environ.get(CRASH_ENV, "").partition(":")
+    if mode in MODES and target and target in item.nodeid:
+        _crash(mode)
