@@ -1,0 +1,107 @@
+"""Tests of input discovery and reading: default glob, duplicates, partial/lock markers, env name clashes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conformance.report.inputs import find_inputs, name_envs, read_inputs
+from conformance.report import model as m
+
+DATA = Path(__file__).parent / "data" / "junit"
+
+
+@pytest.fixture
+def reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for env in ("cuda", "cpu"):
+        shutil.copy(DATA / "matrix" / f"{env}.xml", folder / f"{env}.xml")
+    return folder
+
+
+def test_default_glob_sorted_and_excludes_merged(reports):
+    (reports / "merged.xml").write_text("<testsuites/>")
+    found = find_inputs([])
+    assert found.searched == os.path.join("reports", "*.xml")
+    assert [p.name for p in found.files] == ["cpu.xml", "cuda.xml"]
+    assert found.warnings == []
+
+
+def test_missing_explicit_file_and_folder_argument(reports):
+    found = find_inputs(["nope.xml", "reports"])
+    assert [p.name for p in found.files] == ["cpu.xml", "cuda.xml"]
+    assert [(w.path, w.problem) for w in found.warnings] == [("nope.xml", "no such file")]
+
+
+def test_same_path_twice_is_read_once(reports):
+    found = find_inputs(["reports/cpu.xml", "reports/../reports/cpu.xml"])
+    assert len(found.files) == 1
+    assert "named twice" in found.warnings[0].problem
+
+
+def test_duplicate_content_is_skipped_by_hash(reports):
+    shutil.copy(reports / "cpu.xml", reports / "cpu-copy.xml")
+    envs, warnings = read_inputs(find_inputs([]).files)
+    assert [e.name for e in envs] == ["cpu", "cuda"]
+    assert [(Path(w.path).name, w.problem) for w in warnings] == [
+        ("cpu.xml", f"same content as {os.path.join('reports', 'cpu-copy.xml')}; duplicate skipped")]
+
+
+def test_partial_file_without_final_file_is_read_as_incomplete(reports):
+    data = (DATA / "matrix" / "xpu.xml").read_bytes()
+    (reports / "xpu.xml.partial").write_bytes(data[: len(data) // 2])
+    found = find_inputs([])
+    assert [p.name for p in found.files] == ["cpu.xml", "cuda.xml", "xpu.xml.partial"]
+    envs, warnings = read_inputs(found.files)
+    xpu = next(e for e in envs if e.name == "xpu")
+    assert xpu.incomplete and xpu.cases
+    problems = [w.problem for w in found.warnings + warnings]
+    assert any("only the partial file of env 'xpu'" in p for p in problems)
+    assert any(p.startswith("incomplete: XML ends early") for p in problems)
+
+
+def test_partial_beside_final_and_lock_markers_warn(reports):
+    (reports / "cuda.xml.partial").write_text("<testsuites><testsuite name='x'>")
+    (reports / "cpu.xml.lock").write_text("")
+    (reports / "hpu.lock").write_text("")
+    found = find_inputs([])
+    assert [p.name for p in found.files] == ["cpu.xml", "cuda.xml"]
+    problems = sorted(f"{Path(w.path).name}: {w.problem}" for w in found.warnings)
+    assert problems == [
+        "cpu.xml: lock marker cpu.xml.lock exists: a run may still be writing this file",
+        "cuda.xml: cuda.xml.partial exists beside it: a newer run may still be writing this env; the finished "
+        "file was used",
+        "hpu.lock: env 'hpu' is locked by a run that has written no results yet",
+    ]
+
+
+def test_same_base_name_in_two_folders_stays_two_columns(tmp_path):
+    for run in ("run1", "run2"):
+        (tmp_path / run).mkdir()
+        text = (DATA / "xunit1.xml").read_text()
+        if run == "run2":
+            text = text.replace('time="0.500"', 'time="0.600"')
+        (tmp_path / run / "gpu.xml").write_text(text)
+    envs, warnings = read_inputs(find_inputs([str(tmp_path / "run*" / "*.xml")]).files)
+    assert warnings == []
+    assert [e.name for e in envs] == ["run1/gpu", "run2/gpu"]
+
+
+def test_name_envs_numbers_when_parent_also_clashes():
+    envs = [m.EnvResult("cpu", "a/x.xml"), m.EnvResult("cpu", "a/y.xml"), m.EnvResult("cuda", "b/cuda.xml")]
+    name_envs(envs)
+    assert [e.name for e in envs] == ["a/cpu", "a/cpu#2", "cuda"]
+
+
+def test_our_merged_file_passed_explicitly_is_refused(tmp_path):
+    merged = tmp_path / "old-merged.xml"
+    merged.write_text('<testsuites name="conformance-merged"><testsuite name="cpu" tests="0" failures="0" '
+                      'errors="0"/></testsuites>')
+    envs, warnings = read_inputs([merged])
+    assert envs == []
+    assert "merged report written by `conformance report`" in warnings[0].problem

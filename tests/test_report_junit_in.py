@@ -1,0 +1,125 @@
+"""Tests of the streaming JUnit reader: flavours, suite properties, nesting and every kind of bad XML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.report import model as m
+from conformance.report.junit_in import parse_bytes, sniff_root
+
+DATA = Path(__file__).parent / "data" / "junit"
+
+
+def parse(name: str):
+    path = DATA / name
+    return parse_bytes(path.read_bytes(), str(path), path.stem)
+
+
+def test_xunit2_env_from_property_and_every_outcome():
+    parsed = parse("matrix/xpu.xml")
+    assert parsed.warnings == []
+    (env,) = parsed.envs
+    assert env.name == "xpu"
+    assert env.properties["device_names"] == "Intel(R) Data Center GPU Max 1550"
+    outcomes = {c.key: c.outcome for c in env.cases}
+    assert outcomes["test_schedules::test_schedule_matches_reference[ScheduleInterleaved1F1B-world2]"] == m.CRASHED
+    assert outcomes["test_schedules::test_schedule_matches_reference[ScheduleDualPipeV-world2]"] == m.NOT_RUN
+    assert outcomes["test_backward::test_scale_grads_default"] == m.SKIPPED
+    assert (env.tests, env.failures, env.errors, env.skipped) == (18, 0, 1, 4)
+    assert env.timestamp == "2026-01-05T10:00:05+00:00" and env.hostname == "pvc-3"
+
+
+def test_xunit1_file_line_attrs_and_tuple_skip_reasons():
+    parsed = parse("xunit1.xml")
+    assert parsed.warnings == []
+    (env,) = parsed.envs
+    assert env.name == "xunit1"  # no env property: the file's base name
+    got = {c.key: (c.outcome, c.message) for c in env.cases}
+    assert got["test_stage::test_build_stage[world2]"] == (m.UNAVAILABLE, "unavailable: cuda no GPU visible")
+    assert got["test_stage::test_stage_legacy"] == (m.NOT_APPLICABLE, "not applicable: removed in torch 2.6")
+    assert got["test_backward::test_scale_grads_default"][0] == m.XFAIL
+    assert got["test_split::test_pipe_split_marker"] == (m.FAILED, "assert 3 == 4")
+
+
+def test_nested_suites_are_flattened_with_outputs_kept():
+    (env,) = parse("nested.xml").envs
+    assert [c.outcome for c in env.cases] == [m.PASSED, m.PASSED, m.CRASHED, m.NOT_RUN]
+    assert env.properties == {"torch_version": "2.12.0+rocm6.4", "runtime": "hip"}
+    assert env.system_err == "suite level stderr"
+    assert env.cases[1].children == (("system-out", None, None, "captured stdout & more"),)
+    assert env.cases[1].outcome == m.PASSED  # output alone is not a result
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment", "kept"),
+    [
+        ("bad/empty.xml", "empty file", 0),
+        ("bad/wrong_root.xml", "root element <coverage>", 0),
+        ("bad/truncated.xml", "incomplete: XML ends early", 2),
+        ("bad/malformed.xml", "malformed XML (mismatched tag: line 4", 1),
+        ("bad/latin1.xml", "not valid UTF-8 (first bad byte at offset 209)", 1),
+    ],
+)
+def test_bad_inputs_warn_with_the_problem(name, fragment, kept):
+    parsed = parse(name)
+    assert any(fragment in w.problem for w in parsed.warnings), parsed.warnings
+    assert all(w.path.endswith(name) for w in parsed.warnings)
+    assert sum(len(e.cases) for e in parsed.envs) == kept
+
+
+def test_truncated_file_keeps_properties_and_marks_incomplete():
+    (env,) = parse("bad/truncated.xml").envs
+    assert env.name == "cuda" and env.incomplete.startswith("incomplete")
+    assert env.properties["backend"] == "nccl"
+
+
+def test_non_utf8_bytes_are_replaced_not_dropped():
+    (env,) = parse("bad/latin1.xml").envs
+    assert env.cases[0].message == "bad bytes \ufffd\ufffd here"
+    assert env.cases[0].detail == "caf\ufffd output"
+
+
+def test_declared_totals_mismatch_is_a_warning():
+    xml = (b'<testsuite name="s" tests="3" failures="1" errors="0" skipped="0">'
+           b'<testcase classname="test_a" name="t1"/></testsuite>')
+    parsed = parse_bytes(xml, "x.xml", "x")
+    assert [w.problem for w in parsed.warnings] == [
+        "suite totals disagree with its testcases (tests 3 declared / 1 found, failures 1 declared / 0 found); "
+        "the testcases are what is merged"]
+
+
+def test_bad_time_is_counted_and_warned():
+    xml = b'<testsuite name="s"><testcase classname="test_a" name="t1" time="soon"/></testsuite>'
+    parsed = parse_bytes(xml, "x.xml", "x")
+    assert parsed.envs[0].cases[0].time == 0.0
+    assert "1 testcases have a non-numeric time" in parsed.warnings[0].problem
+
+
+def test_text_over_10_mb_is_read():
+    big = "x" * (11 * 1024 * 1024)
+    xml = f'<testsuite name="s"><testcase classname="test_a" name="t"><failure message="m">{big}</failure>' \
+          f"</testcase></testsuite>".encode()
+    (env,) = parse_bytes(xml, "x.xml", "x").envs
+    assert len(env.cases[0].detail) == len(big)
+
+
+def test_namespaced_and_bom_documents():
+    xml = b'\xef\xbb\xbf<?xml version="1.0"?><!-- c --><t:testsuites xmlns:t="urn:x"><t:testsuite name="s">' \
+          b'<t:testcase classname="test_a" name="t"><t:skipped message="unavailable: none"/></t:testcase>' \
+          b"</t:testsuite></t:testsuites>"
+    assert sniff_root(xml) == "testsuites"
+    (env,) = parse_bytes(xml, "x.xml", "x").envs
+    assert env.cases[0].outcome == m.UNAVAILABLE
+
+
+def test_merged_file_is_split_per_suite_and_prefix_stripped():
+    xml = (b'<testsuites name="conformance-merged"><testsuite name="cuda" tests="1" failures="0" errors="0">'
+           b'<testcase classname="cuda.test_split" name="t"/></testsuite>'
+           b'<testsuite name="cpu" tests="1" failures="1" errors="0"><testcase classname="cpu.test_split" name="t">'
+           b'<failure message="m"/></testcase></testsuite></testsuites>')
+    parsed = parse_bytes(xml, "merged.xml", "merged")
+    assert parsed.merged
+    assert [(e.name, e.cases[0].key, e.cases[0].outcome) for e in parsed.envs] == [
+        ("cuda", "test_split::t", m.PASSED), ("cpu", "test_split::t", m.FAILED)]

@@ -1,0 +1,91 @@
+"""Tests of compatibility.md: gold file, divergences first, escaping and the 65,535-byte cap."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conformance.report import markdown
+from conformance.report import model as m
+from conformance.report.inputs import read_inputs
+from conformance.report.matrix import build_matrix
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLD = ROOT / "tests" / "gold"
+MATRIX = sorted((ROOT / "tests" / "data" / "junit" / "matrix").glob("*.xml"))
+
+
+def fixture_matrix(monkeypatch) -> m.Matrix:
+    monkeypatch.chdir(ROOT)  # input paths appear in the report relative to the working folder
+    envs, warnings = read_inputs(MATRIX)
+    return build_matrix(envs, warnings, ["cpu", "cuda", "xpu", "hpu", "rocm"],
+                        generated_at="2026-01-05T12:00:00+00:00", generator="conformance 9.9.9")
+
+
+def scrub(text: str, matrix: m.Matrix) -> str:
+    return text.replace(matrix.generated_at, "<TIMESTAMP>").replace(matrix.generator, "conformance <VERSION>")
+
+
+def check_gold(name: str, text: str) -> None:
+    """Compare with tests/gold/<name>; UPDATE_GOLD=1 rewrites the gold file instead."""
+    path = GOLD / name
+    if os.environ.get("UPDATE_GOLD") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with UPDATE_GOLD=1 to create it"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its gold file (UPDATE_GOLD=1 to accept)"
+
+
+def test_markdown_gold(monkeypatch):
+    matrix = fixture_matrix(monkeypatch)
+    check_gold("compatibility.md", scrub(markdown.render_markdown(matrix), matrix))
+
+
+def test_divergent_rows_come_before_consistent_summary(monkeypatch):
+    text = markdown.render_markdown(fixture_matrix(monkeypatch))
+    assert text.index("### Divergent checks") < text.index("### Consistent checks")
+    assert text.index("### Input warnings") < text.index("### Divergent checks")
+    assert "| **rocm** | ❔ no results file |" in text
+
+
+def big_matrix(rows: int, envs: int = 12) -> m.Matrix:
+    results = []
+    for e in range(envs):
+        env = m.EnvResult(f"env{e:02d}", f"env{e:02d}.xml")
+        for r in range(rows):
+            outcome = m.FAILED if (r + e) % 3 == 0 else m.PASSED
+            env.cases.append(m.Cell(f"test_area{r % 7}", f"test_check_{r}[param-{r}]", outcome))
+        results.append(env)
+    return build_matrix(results)
+
+
+def test_size_cap_truncates_with_a_note():
+    text = markdown.render_markdown(big_matrix(3000))
+    size = len(text.encode("utf-8"))
+    assert 60_000 < size <= markdown.LIMIT
+    shown = text.count("| area") and sum(1 for line in text.splitlines() if line.startswith("| area"))
+    rows = sum(1 for line in text.splitlines() if line.startswith("| area") and "`" in line)
+    assert shown >= 1 and 0 < rows < 3000
+    assert f"**Truncated** to stay under GitHub's 65,535-byte limit: {3000 - rows} of 3000 divergent rows not " \
+           "shown" in text
+    assert text.rstrip().endswith("</sub>")
+
+
+def test_small_report_is_not_truncated():
+    text = markdown.render_markdown(big_matrix(20, envs=3))
+    assert "Truncated" not in text
+    assert sum(1 for line in text.splitlines() if line.startswith("| area") and "`" in line) == 20
+
+
+@pytest.mark.parametrize("limit", [2_000, 10_000])
+def test_custom_limit_is_respected(limit):
+    assert len(markdown.render_markdown(big_matrix(300), limit=limit).encode("utf-8")) <= limit
+
+
+def test_pipes_and_backticks_are_escaped():
+    env = m.EnvResult("a|b", "x.xml", cases=[m.Cell("test_x", "t[a|b`c]", m.FAILED)])
+    other = m.EnvResult("c", "y.xml", cases=[m.Cell("test_x", "t[a|b`c]", m.PASSED)])
+    text = markdown.render_markdown(build_matrix([env, other]))
+    assert "| x | `` t[a\\|b`c] `` | ❌ | ✅ |" in text
+    assert "**a\\|b**" in text

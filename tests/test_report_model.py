@@ -1,0 +1,38 @@
+"""Tests of the Counts value: addition, sum(), rates and the description's denominator."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.report import model as m
+
+
+def test_counts_add_and_sum():
+    a = m.Counts(passed=3, failed=1, missing=2)
+    b = m.Counts(passed=1, unavailable=4)
+    assert a + b == m.Counts(passed=4, failed=1, unavailable=4, missing=2)
+    assert sum([a, b]) == a + b
+    assert sum([]) == 0  # sum of nothing stays the int start value
+    with pytest.raises(TypeError):
+        a + 1  # noqa: B018
+
+
+def test_counts_totals_and_rates():
+    c = m.Counts(passed=6, failed=1, error=1, xfail=2, unavailable=5, missing=3)
+    assert c.total == 15  # missing is not a result of this env
+    assert c.problems == 2
+    assert c.ran == 10
+    assert c.pass_rate == pytest.approx(40.0)
+    assert c.run_pass_rate == pytest.approx(60.0)
+    assert m.Counts().pass_rate == 0.0
+
+
+def test_counts_describe_names_the_denominator():
+    c = m.Counts(passed=41, failed=2, unavailable=3, not_applicable=2, missing=1)
+    assert c.describe() == "41/48 passed, 2 failed, 3 unavailable, 2 not applicable, 1 missing"
+
+
+def test_every_outcome_has_distinct_letter_and_label():
+    assert len(set(m.LETTER.values())) == len(m.OUTCOMES)
+    assert set(m.LABEL) == set(m.OUTCOMES)
+    assert {f.name for f in m.Counts.__dataclass_fields__.values()} == set(m.OUTCOMES)

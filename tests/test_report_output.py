@@ -1,0 +1,49 @@
+"""Tests of the one output helper: stdout, folder creation, atomic replace, no partial file on failure."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conformance.output import write_output, write_text
+
+
+def test_dash_writes_to_stdout(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_text("-", "hello\n")
+    assert capsys.readouterr().out == "hello\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_creates_folder_and_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "a" / "b" / "r.md"
+    write_text(target, "x")
+    assert target.read_text() == "x"
+    assert os.listdir(target.parent) == ["r.md"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_failed_render_keeps_old_file_and_removes_temp(tmp_path):
+    target = tmp_path / "r.html"
+    target.write_text("old")
+
+    def render(stream):
+        stream.write("half of a new report")
+        raise ValueError("renderer broke")
+
+    with pytest.raises(ValueError, match="renderer broke"):
+        write_output(target, render)
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["r.html"]
+
+
+def test_replace_is_atomic_rename(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    calls = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append((os.path.dirname(a), b)), real(a, b)))
+    write_text(target, "{}")
+    assert calls == [(str(tmp_path), target)]
