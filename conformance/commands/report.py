@@ -40,7 +40,7 @@ FORMATS: dict[str, tuple[str, Callable[[m.Matrix], str]]] = {
 DEFAULT_DIR = "reports"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report",
         help="merge per-env JUnit files into merged.xml and a cross-device compatibility matrix",
@@ -75,7 +75,7 @@ def exit_code(matrix: m.Matrix, strict: bool) -> int:
     if strict and matrix.warnings:
         return exitcodes.STRICT
     diff = matrix.baseline
-    if diff is not None and diff.regressions:  # type: ignore[attr-defined]
+    if diff is not None and diff.regressions:
         return exitcodes.REGRESSION
     if matrix.failed_envs:
         return exitcodes.FAILED

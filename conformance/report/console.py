@@ -30,8 +30,8 @@ def summary_lines(matrix: m.Matrix) -> list[str]:
         lines.append(f"  {name:<{width}}  MISSING  expected, but no results file")
     diff = matrix.baseline
     if diff is not None:
-        lines.append(f"baseline {diff.path}: {diff.summary()}")  # type: ignore[attr-defined]
-        for title, changes in (("regressed", diff.regressions), ("fixed", diff.fixes)):  # type: ignore[attr-defined]
+        lines.append(f"baseline {diff.path}: {diff.summary()}")
+        for title, changes in (("regressed", diff.regressions), ("fixed", diff.fixes)):
             for c in changes[:_MAX_CHANGES]:
                 lines.append(f"  {title}: {c.env} {c.id}: {c.before} -> {c.after}")
             if len(changes) > _MAX_CHANGES:

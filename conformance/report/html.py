@@ -1,11 +1,194 @@
-"""compatibility.html: one self-contained page with the matrix (placeholder until the full renderer lands)."""
+"""compatibility.html: one self-contained page; env header, summaries and changes in HTML, the matrix from JSON.
+
+The matrix itself is embedded as compact JSON and drawn by inline JavaScript (filters by outcome, area, env,
+divergence and text; 1,000 rows at a time): 50,000 checks x 17 envs stay a few MB and open quickly.
+"""
 
 from __future__ import annotations
 
-import html
+import json
+from html import escape
 
 from conformance.report import model as m
+from conformance.report.html_assets import CSS, JS
+
+MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
+MESSAGE_BUDGET = 8_000_000  # all messages together; beyond it only the one-line reason is kept
+
+# Columns of the env table: (header, property keys joined with a space).
+_META = (
+    ("torch", ("torch_version",)), ("variant", ("torch_variant", "torch_source")),
+    ("runtime", ("runtime", "runtime_version")), ("driver", ("driver_version",)), ("device", ()),
+    ("backend", ("backend",)), ("python", ("python_version",)), ("host", ("hostname",)), ("started", ("start_time",)),
+)
+_BAR = {m.PASSED: "#3aa55b", m.FAILED: "#d33", m.ERROR: "#f08a24", m.CRASHED: "#5b1a5b", m.XPASS: "#c54fb8",
+        m.XFAIL: "#e6c200", m.SKIPPED: "#bbb", m.UNAVAILABLE: "#8da2bf", m.NOT_APPLICABLE: "#ddd",
+        m.NOT_RUN: "#f5b45a", m.MISSING: "#fff"}
+
+
+def _meta(col: m.EnvColumn) -> list[tuple[str, str]]:
+    """(header, value) for every env-table column, "" where the property is absent."""
+    p = dict(col.properties)
+    p.setdefault("hostname", col.result.hostname)
+    p.setdefault("start_time", col.result.timestamp)
+    out = []
+    for label, keys in _META:
+        value = " ".join(p[k] for k in keys if p.get(k))
+        if label == "device":
+            value = p.get("device_names") or p.get("device", "")
+            if p.get("device_count") and p.get("device_count") not in ("0", "1") and "," not in value:
+                value = f"{p['device_count']} × {value}"
+            if p.get("device_available", "").lower() in ("false", "0", "no"):
+                value = f"{p.get('device', '')} unavailable: {p.get('device_reason', '')}".strip()
+        out.append((label, value))
+    return out
+
+
+def _short(col: m.EnvColumn) -> str:
+    p = col.properties
+    return " · ".join(x for x in (p.get("torch_variant") or p.get("device", ""), p.get("backend", "")) if x)
+
+
+def _bar(counts: m.Counts) -> str:
+    total = counts.total + counts.missing
+    if not total:
+        return ""
+    spans = "".join(f'<span style="width:{100 * counts.get(o) / total:.2f}%;background:{_BAR[o]}" '
+                    f'title="{counts.get(o)} {m.LABEL[o]}"></span>' for o in m.OUTCOMES if counts.get(o))
+    return f'<div class="bar">{spans}</div>'
+
+
+def _env_table(matrix: m.Matrix) -> list[str]:
+    heads = "".join(f"<th>{label}</th>" for label, _ in _META)
+    out = [f'<table class="envs"><thead><tr><th>env</th><th>result</th>{heads}<th>file</th></tr></thead><tbody>']
+    for col in matrix.envs:
+        c = col.counts
+        badge = '<span class="badge o-F">FAIL</span>' if c.problems else '<span class="badge o-P">ok</span>'
+        status = ""
+        if col.result.incomplete:
+            status = f'<div class="regress">incomplete: {escape(col.result.incomplete)}</div>'
+        meta = "".join(f'<td class="meta">{escape(v)}</td>' for _, v in _meta(col))
+        out.append(f'<tr><td class="name">{badge} {escape(col.name)}</td>'
+                   f"<td>{escape(c.describe())}{_bar(c)}{status}</td>{meta}"
+                   f'<td class="meta"><code>{escape(col.result.path)}</code> · {col.result.time:.1f} s</td></tr>')
+    for name in matrix.absent_envs:
+        out.append(f'<tr><td class="name"><span class="badge o-M">none</span> {escape(name)}</td>'
+                   f'<td class="regress" colspan="{len(_META) + 2}">expected (--expect), but no results file</td></tr>')
+    out.append("</tbody></table>")
+    return out
+
+
+def _warnings(matrix: m.Matrix) -> list[str]:
+    if not matrix.warnings:
+        return []
+    items = "".join(f"<li><code>{escape(w.path)}</code>: {escape(w.problem)}</li>" for w in matrix.warnings)
+    return [f'<h2 id="warnings">Input warnings ({len(matrix.warnings)})</h2><div class="warn"><ul>{items}</ul></div>']
+
+
+def _baseline(matrix: m.Matrix) -> list[str]:
+    diff = matrix.baseline
+    if diff is None:
+        return []
+    out = [f'<h2 id="baseline">Against baseline <code>{escape(diff.path)}</code>: '
+           f"{escape(diff.summary())}</h2>"]
+    if diff.new_envs or diff.removed_envs:
+        out.append(f"<p>new envs: {escape(', '.join(diff.new_envs) or 'none')}; envs gone: "
+                   f"{escape(', '.join(diff.removed_envs) or 'none')}</p>")
+    for title, css, changes in (("Regressions", "regress", diff.regressions), ("Fixes", "fix", diff.fixes),
+                                ("New checks", "", diff.new), ("Removed checks", "", diff.removed)):
+        if not changes:
+            continue
+        rows = "".join(f"<tr><td>{escape(c.env)}</td><td><code>{escape(c.id)}</code></td>"
+                       f'<td class="o-{m.LETTER[c.before]}">{m.LETTER[c.before]} {escape(m.LABEL[c.before])}</td>'
+                       f'<td class="o-{m.LETTER[c.after]}">{m.LETTER[c.after]} {escape(m.LABEL[c.after])}</td></tr>'
+                       for c in changes[:2000])
+        more = f"<p>… and {len(changes) - 2000} more (see compatibility.json)</p>" if len(changes) > 2000 else ""
+        out.append(f'<h3 class="{css}">{title} ({len(changes)})</h3><table class="changes"><thead><tr><th>env</th>'
+                   f"<th>check</th><th>before</th><th>now</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+    return out
+
+
+def _filters(matrix: m.Matrix) -> str:
+    totals = matrix.totals
+    outcomes = "".join(f'<label class="o-{m.LETTER[o]}"><input type="checkbox" name="outcome" value="{m.LETTER[o]}" '
+                       f'checked> {m.LETTER[o]} {escape(m.LABEL[o])} ({totals.get(o)})</label>' for o in m.OUTCOMES)
+    envs = "".join(f'<label><input type="checkbox" name="env" value="{i}" checked> {escape(c.name)}</label>'
+                   for i, c in enumerate(matrix.envs))
+    areas = "".join(f'<option value="{escape(a)}">{escape(a)}</option>' for a in matrix.areas)
+    return (f'<form id="filters"><fieldset><legend>outcome (rows with it in a shown env)</legend>{outcomes}</fieldset>'
+            f"<fieldset><legend>envs shown</legend>{envs}</fieldset>"
+            f'<label>area <select name="area"><option value="">all areas</option>{areas}</select></label>'
+            f'<label><input type="checkbox" name="divergent"> divergent only</label>'
+            f'<label><input type="checkbox" name="times"> durations</label>'
+            f'<label>check <input type="search" name="q" placeholder="filter ids" size="18"></label>'
+            f'<button type="reset" id="reset">reset</button><span id="status"></span></form>')
+
+
+def _data(matrix: m.Matrix) -> str:
+    letter = m.LETTER
+    rows, times = [], []
+    msgs: dict[str, str] = {}
+    budget = MESSAGE_BUDGET
+    area_index = {a: i for i, a in enumerate(matrix.areas)}
+    for r, row in enumerate(matrix.rows):
+        codes = []
+        row_times: list[float | None] = []
+        for e, cell in enumerate(row.cells):
+            if cell is None:
+                codes.append("M")
+                row_times.append(None)
+                continue
+            codes.append(letter[cell.outcome])
+            row_times.append(round(cell.time, 3))
+            if cell.outcome != m.PASSED and (cell.message or cell.detail):
+                text = cell.message
+                if cell.detail and cell.detail != cell.message and budget > 0:
+                    detail = cell.detail[-MESSAGE_CHARS:]  # the end of a traceback says the most
+                    cut = "…" if len(cell.detail) > MESSAGE_CHARS else ""
+                    text = f"{text}\n\n{cut}{detail}" if text else cut + detail
+                    budget -= len(detail)
+                msgs[f"{r}:{e}"] = text
+        rows.append([row.key, area_index[row.area], "".join(codes), 1 if row.divergent else 0])
+        times.append(row_times)
+    data = {
+        "envs": [c.name for c in matrix.envs],
+        "envShort": [_short(c) for c in matrix.envs],
+        "envTitles": ["\n".join(f"{k}: {v}" for k, v in _meta(c)) for c in matrix.envs],
+        "areas": matrix.areas,
+        "labels": {letter[o]: m.LABEL[o] for o in m.OUTCOMES},
+        "rows": rows, "times": times, "msgs": msgs,
+    }
+    # "<" escaped as \u003c keeps "</script>" and "<!--" inside strings from ending the script element.
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def render_html(matrix: m.Matrix) -> str:
-    return f"<!doctype html><title>conformance</title><p>{html.escape(str(len(matrix.rows)))} checks</p>\n"
+    legend = "".join(f'<span class="k o-{m.LETTER[o]}">{m.LETTER[o]}</span>{escape(m.LABEL[o])}' for o in m.OUTCOMES)
+    divergent = matrix.divergent
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Conformance: {len(matrix.rows)} checks x {len(matrix.envs)} envs</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Pipeline-parallel conformance across devices</h1>",
+        f'<p class="lead">{len(matrix.rows)} checks × {len(matrix.envs)} envs · '
+        f"<b>{divergent} divergent</b> (outcome differs across envs, device-unavailable cells aside) · "
+        f"{escape(', '.join(matrix.failed_envs) or 'no env')} with failures</p>",
+        *_env_table(matrix),
+        *_warnings(matrix),
+        *_baseline(matrix),
+        '<h2 id="matrix-title">Matrix <span class="meta">divergent checks first, then by area; '
+        "click an underlined cell for its message</span></h2>",
+        f'<p class="legend meta">{legend}</p>',
+        _filters(matrix),
+        '<noscript><p class="warn">The matrix is drawn by JavaScript; compatibility.md and compatibility.json hold '
+        "the same results without it.</p></noscript>",
+        '<div id="wrap"><table id="matrix"><thead></thead><tbody></tbody></table></div>',
+        '<button id="more" type="button" hidden>show more</button>',
+        f'<footer>generated by <span class="generator">{escape(matrix.generator)}</span> at '
+        f'<span class="generated-at">{escape(matrix.generated_at)}</span></footer>',
+        f'<script type="application/json" id="matrix-data">{_data(matrix)}</script>',
+        f"<script>{JS}</script>",
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)

@@ -73,7 +73,7 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
         "divergent": matrix.divergent,
         "rows": rows,
         "warnings": [{"file": w.path, "env": w.env, "problem": w.problem} for w in matrix.warnings],
-        "baseline": diff.to_data() if diff is not None else None,  # type: ignore[attr-defined]
+        "baseline": diff.to_data() if diff is not None else None,
     }
 
 

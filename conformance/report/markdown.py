@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from conformance.report import model as m
+
+if TYPE_CHECKING:
+    from conformance.report.baseline import BaselineDiff
 
 LIMIT = 65_535  # GitHub's cap for a job summary step and for a comment body
 _RESERVE = 600  # room kept for the truncation note and the legend
@@ -108,7 +112,7 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
         out.add("")
     diff = matrix.baseline
     if diff is not None:
-        _baseline(out, diff, cut)  # type: ignore[arg-type]
+        _baseline(out, diff, cut)
     names = [c.name for c in matrix.envs]
     divergent = [r for r in matrix.rows if r.divergent]
     if divergent:
@@ -152,10 +156,7 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     return text
 
 
-def _baseline(out: _Budget, diff: object, cut: list[str]) -> None:
-    from conformance.report.baseline import BaselineDiff
-
-    assert isinstance(diff, BaselineDiff)
+def _baseline(out: _Budget, diff: BaselineDiff, cut: list[str]) -> None:
     out.add(f"### Against baseline `{_plain(diff.path)}`: {diff.summary()}")
     out.add("")
     if diff.new_envs or diff.removed_envs:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # baseline.py imports this module at run time
+    from conformance.report.baseline import BaselineDiff
 
 # Outcome names, in the order they are shown everywhere (legend, summaries, JSON "outcomes").
 PASSED = "passed"
@@ -216,7 +220,7 @@ class Matrix:
     absent_envs: list[str] = field(default_factory=list)  # named by --expect, no file found
     generated_at: str = ""
     generator: str = ""
-    baseline: object | None = None  # baseline.BaselineDiff when --baseline was given
+    baseline: BaselineDiff | None = None  # set when --baseline was given
 
     @property
     def areas(self) -> list[str]:

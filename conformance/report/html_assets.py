@@ -1,0 +1,165 @@
+"""Inline CSS and JavaScript of compatibility.html (no network: the page must open from a CI artifact)."""
+
+from __future__ import annotations
+
+CSS = """
+:root { --b: #c9ced6; --fg: #1b1f24; --muted: #5b6470; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
+body { margin: 0 1.2em 2em; color: var(--fg); font-size: 14px; }
+h1 { font-size: 1.35em; margin: .7em 0 .2em; } h2 { font-size: 1.1em; margin: 1.2em 0 .4em; }
+.lead { color: var(--muted); margin: 0 0 .8em; }
+table { border-collapse: collapse; }
+.envs td, .envs th, .changes td, .changes th { border: 1px solid var(--b); padding: 3px 7px; text-align: left;
+  vertical-align: top; }
+.envs th, .changes th { background: #f3f5f8; }
+.envs .name { font-weight: 600; white-space: nowrap; }
+.meta { color: var(--muted); font-size: .92em; }
+.envs td.meta { max-width: 16em; }
+.badge { display: inline-block; font-size: .8em; font-weight: 700; padding: 0 4px; border-radius: 3px; min-width: 2.6em;
+  text-align: center; }
+.bar { display: flex; width: 220px; height: 10px; border: 1px solid var(--b); margin-top: 3px; }
+.bar span { display: block; height: 100%; }
+.warn { background: #fff8e1; border: 1px solid #e6c200; padding: .5em 1em; }
+.warn li { margin: .15em 0; } code { font-size: .95em; }
+.regress { color: #8b0000; font-weight: 600; } .fix { color: #0a5c1f; font-weight: 600; }
+#filters { position: sticky; top: 0; z-index: 5; background: #fff; padding: .5em 0; border-bottom: 1px solid var(--b);
+  display: flex; flex-wrap: wrap; gap: .4em 1.2em; align-items: center; }
+#filters fieldset { border: 1px solid var(--b); padding: 2px 8px; margin: 0; }
+#filters legend { font-size: .85em; color: var(--muted); padding: 0 3px; }
+#filters label { white-space: nowrap; margin-right: .5em; font-size: .92em; }
+#status { color: var(--muted); font-size: .92em; }
+#wrap { overflow: auto; max-height: calc(100vh - 40px); border: 1px solid var(--b); margin-top: .5em; }
+#matrix { font-size: 12.5px; }
+#matrix th, #matrix td { border: 1px solid #e1e4e8; padding: 1px 4px; }
+#matrix thead th { position: sticky; top: 0; z-index: 3; background: #f3f5f8; font-weight: 600; vertical-align: bottom;
+  max-width: 9em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+#matrix thead th small { display: block; font-weight: 400; color: var(--muted); }
+#matrix td.id, #matrix th.id { position: sticky; left: 0; z-index: 2; background: #fff; text-align: left;
+  font-family: ui-monospace, SFMono-Regular, Menlo, monospace; white-space: nowrap; max-width: 46em; overflow: hidden;
+  text-overflow: ellipsis; }
+#matrix thead th.id { z-index: 4; background: #f3f5f8; }
+#matrix tr.grp th { position: static; text-align: left; background: #e9edf2; font-weight: 600; }
+#matrix tr.grp.div th { background: #fde2e2; }
+#matrix td.c { text-align: center; font-family: ui-monospace, monospace; font-weight: 700; min-width: 2.2em;
+  cursor: default; }
+#matrix td.c.has { cursor: pointer; text-decoration: underline dotted; }
+#matrix tr.msg td { background: #fbfbfc; }
+#matrix tr.msg pre { white-space: pre-wrap; margin: .3em 0; max-height: 24em; overflow: auto; font-size: 12px; }
+.o-P { background: #d3f2dc; color: #0a5c1f; } .o-F { background: #f7c6c6; color: #7a0000; }
+.o-E { background: #ffd6a8; color: #7a3600; } .o-C { background: #5b1a5b; color: #fff; }
+.o-X { background: #f3c4ee; color: #6b0f63; } .o-x { background: #fff0b0; color: #6b5400; }
+.o-s { background: #ececec; color: #444; } .o-U { background: #dde4ee; color: #334a66; }
+.o-N { background: #f4f4f4; color: #666; } .o-R { background: repeating-linear-gradient(45deg,#ffe6c2 0 4px,#fff3e0 4px 8px);
+  color: #7a4a00; } .o-M { background: #fff; color: #999; border: 1px dashed #bbb !important; }
+.legend span.k { display: inline-block; min-width: 1.6em; text-align: center; font-family: ui-monospace, monospace;
+  font-weight: 700; border: 1px solid #ccc; margin: 0 .2em 0 .6em; }
+#more { margin: .6em 0; }
+footer { margin-top: 1.5em; color: var(--muted); font-size: .85em; }
+"""
+
+JS = r"""
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("matrix-data").textContent);
+  var PAGE = 1000, limit = PAGE;
+  var table = document.getElementById("matrix"), body = table.tBodies[0];
+  var status = document.getElementById("status"), more = document.getElementById("more");
+  var form = document.getElementById("filters");
+  function esc(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;"); }
+  function checked(name) {
+    var out = {}; form.querySelectorAll("input[name=" + name + "]").forEach(function (b) { out[b.value] = b.checked; });
+    return out;
+  }
+  function state() {
+    var envOn = checked("env"), cols = [];
+    D.envs.forEach(function (e, i) { if (envOn[String(i)]) cols.push(i); });
+    return { outcomes: checked("outcome"), cols: cols, area: form.area.value, div: form.divergent.checked,
+             times: form.times.checked, q: form.q.value.trim().toLowerCase() };
+  }
+  function keep(row, s) {
+    if (s.div && !row[3]) return false;
+    if (s.area !== "" && D.areas[row[1]] !== s.area) return false;
+    if (s.q && row[0].toLowerCase().indexOf(s.q) < 0) return false;
+    for (var k = 0; k < s.cols.length; k++) { if (s.outcomes[row[2].charAt(s.cols[k])]) return true; }
+    return false;
+  }
+  function head(s) {
+    var h = "<tr><th class=id>check</th>";
+    s.cols.forEach(function (i) { h += "<th title=\"" + esc(D.envTitles[i]) + "\">" + esc(D.envs[i]) + "<small>" +
+      esc(D.envShort[i]) + "</small></th>"; });
+    table.tHead.innerHTML = h + "</tr>";
+  }
+  function render() {
+    var s = state(), n = s.cols.length + 1, html = [], shown = 0, total = 0, group = null;
+    head(s);
+    for (var r = 0; r < D.rows.length; r++) {
+      var row = D.rows[r];
+      if (!keep(row, s)) continue;
+      total++;
+      if (shown >= limit) continue;
+      shown++;
+      var g = (row[3] ? "d" : "c") + row[1];
+      if (g !== group) {
+        group = g;
+        html.push("<tr class=\"grp" + (row[3] ? " div" : "") + "\"><th colspan=" + n + ">" +
+          (row[3] ? "divergent · " : "") + esc(D.areas[row[1]]) + "</th></tr>");
+      }
+      var cells = "";
+      for (var k = 0; k < s.cols.length; k++) {
+        var e = s.cols[k], code = row[2].charAt(e), t = D.times[r][e], key = r + ":" + e;
+        var has = Object.prototype.hasOwnProperty.call(D.msgs, key);
+        var title = D.envs[e] + ": " + D.labels[code] + (t === null ? "" : " (" + t + " s)") + (has ? " - click for the message" : "");
+        cells += "<td class=\"c o-" + code + (has ? " has" : "") + "\" data-k=\"" + key + "\" title=\"" + esc(title) +
+          "\">" + code + (s.times && t !== null ? " <small>" + t + "</small>" : "") + "</td>";
+      }
+      html.push("<tr data-r=" + r + "><td class=id title=\"" + esc(row[0]) + "\">" + esc(row[0]) + "</td>" + cells + "</tr>");
+    }
+    body.innerHTML = html.join("");
+    status.textContent = "showing " + shown + " of " + total + " matching checks (" + D.rows.length + " in all)";
+    more.hidden = shown >= total;
+    more.textContent = "show " + Math.min(PAGE, total - shown) + " more";
+    table.setAttribute("data-rendered", String(shown));
+  }
+  body.addEventListener("click", function (ev) {
+    var td = ev.target.closest("td.has");
+    if (!td) return;
+    var tr = td.parentNode, next = tr.nextElementSibling, key = td.getAttribute("data-k");
+    if (next && next.classList.contains("msg") && next.getAttribute("data-k") === key) { next.remove(); return; }
+    if (next && next.classList.contains("msg")) next.remove();
+    var e = +key.split(":")[1], code = td.textContent.charAt(0);
+    var m = document.createElement("tr");
+    m.className = "msg"; m.setAttribute("data-k", key);
+    m.innerHTML = "<td colspan=" + tr.children.length + "><b>" + esc(D.envs[e]) + "</b> · " + esc(D.labels[code]) +
+      " · <code>" + esc(D.rows[+key.split(":")[0]][0]) + "</code><pre>" + esc(D.msgs[key]) + "</pre></td>";
+    tr.parentNode.insertBefore(m, next);
+  });
+  // A link can carry a view: #div=1&area=split&q=bf16&outcomes=FEC&envs=cpu,cuda&open=ROW:ENV (the tests use it).
+  function fromHash() {
+    var h = {};
+    location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
+      var i = kv.indexOf("="); if (i > 0) h[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1));
+    });
+    if (h.div) form.divergent.checked = h.div === "1";
+    if (h.times) form.times.checked = h.times === "1";
+    if (h.area !== undefined) form.area.value = h.area;
+    if (h.q !== undefined) form.q.value = h.q;
+    if (h.outcomes !== undefined) form.querySelectorAll("input[name=outcome]").forEach(function (b) {
+      b.checked = h.outcomes.indexOf(b.value) >= 0; });
+    if (h.envs !== undefined) { var want = h.envs.split(",");
+      form.querySelectorAll("input[name=env]").forEach(function (b) { b.checked = want.indexOf(D.envs[+b.value]) >= 0; }); }
+  }
+  fromHash();
+  form.addEventListener("input", function () { limit = PAGE; render(); });
+  form.addEventListener("submit", function (ev) { ev.preventDefault(); });
+  more.addEventListener("click", function () { limit += PAGE; render(); });
+  document.getElementById("reset").addEventListener("click", function () {
+    setTimeout(function () { limit = PAGE; render(); }, 0);
+  });
+  render();
+  if (/(^#|&)open=/.test(location.hash)) {
+    var want = location.hash.split("open=")[1].split("&")[0], cell = body.querySelector("td[data-k='" + want + "']");
+    if (cell) cell.click();
+  }
+  document.documentElement.setAttribute("data-js", "ready");
+})();
+"""
