@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 import pytest
 
 JOURNAL_ENV = "CONFORMANCE_JOURNAL"
+# pytest captures fd 2 while a check runs; stacks must reach the supervisor, so keep a copy from import time
+# (plugins named with -p are imported before capturing starts).
+_REAL_STDERR = os.fdopen(os.dup(2), "w")
 _LONGREPR_LIMIT = 20_000
 
 
@@ -88,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get(JOURNAL_ENV)
     if path and not hasattr(config, "workerinput"):
         # The supervisor sends SIGUSR1 before killing a run that hit its time limit: the stacks land in its log.
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        faulthandler.register(signal.SIGUSR1, file=_REAL_STDERR, all_threads=True)
         w = _Writer(path)
         config.stash[_writer_key] = w
         config.pluginmanager.register(_Hooks(config, w), "conformance-journal-hooks")

@@ -1,0 +1,188 @@
+"""`conformance run` as a user runs it: real child processes, real crashes, the JUnit file that remains."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import xmlschema
+
+from conformance import exitcodes
+
+XSD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "schemas", "junit-10.xsd")
+SCHEMA_PATH = os.environ.get("CONFORMANCE_JUNIT_XSD") or os.path.abspath(XSD)
+
+pytest.importorskip("torch", reason="run tests need torch in this interpreter (tox -e tests installs it)")
+
+
+def conformance(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("CONFORMANCE_TEST_CRASH", None) if env is None or "CONFORMANCE_TEST_CRASH" not in env else None
+    return subprocess.run([sys.executable, "-m", "conformance", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def cases(path) -> dict[str, ET.Element]:
+    root = ET.parse(path).getroot()
+    return {f"{c.get('classname')}::{c.get('name')}": c for c in root.iter("testcase")}
+
+
+def props(path) -> dict[str, str]:
+    return {p.get("name"): p.get("value") for p in ET.parse(path).getroot().iter("property")}
+
+
+def validate(path) -> None:
+    if not os.path.exists(SCHEMA_PATH):
+        pytest.fail(f"Jenkins JUnit schema not found at {SCHEMA_PATH}; set CONFORMANCE_JUNIT_XSD")
+    xmlschema.XMLSchema(SCHEMA_PATH).validate(str(path))
+
+
+SEED = "test_split::test_seed_split_begin_2stages"
+IDENTITY = "test_identity::test_build_identity"
+
+
+def test_cpu_seed_passes_and_records_build(tmp_path):
+    out = tmp_path / "cpu.xml"
+    proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-k", "seed or identity")
+    assert proc.returncode == exitcodes.OK, proc.stdout + proc.stderr
+    validate(out)
+    c = cases(out)
+    assert set(c) == {SEED, IDENTITY}
+    assert all(len(list(case)) == 0 for case in c.values()), "seed and identity must pass (no child element)"
+    p = props(out)
+    import torch
+
+    assert p["torch_version"] == torch.__version__
+    assert p["device"] == "cpu" and p["backend"] == "gloo" and p["env"] == "cpu"
+    for key in ("python_version", "hostname", "start_time", "conformance_version", "torch_variant", "device_names"):
+        assert p[key], key
+    assert not list(tmp_path.glob("*.journal")) and not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.lock"))
+
+
+def test_absent_device_is_unavailable_and_strict_fails(tmp_path):
+    out = tmp_path / "cuda.xml"
+    env = {"CONFORMANCE_HOST_TORCH": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = conformance("run", "--device", "cuda", "--junitxml", str(out), "--", "-q", "-k", "seed or identity", env=env)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here; this test needs a host without one")
+    assert proc.returncode == exitcodes.OK, proc.stdout + proc.stderr
+    validate(out)
+    for key, case in cases(out).items():
+        skipped = case.find("skipped")
+        assert skipped is not None, f"{key} should be unavailable"
+        assert skipped.get("message").startswith("unavailable: "), skipped.get("message")
+    assert props(out)["device_available"] == "false"
+
+    strict = conformance("run", "--device", "cuda", "--junitxml", str(out), "--strict-device", "--", "-q", "-k",
+                         "seed or identity", env=env)
+    assert strict.returncode == exitcodes.FAILED
+    assert all(case.find("skipped") is None for case in cases(out).values())
+
+
+def test_pinned_cuda_env_with_cpu_build_fails_identity(tmp_path):
+    import torch
+
+    if torch.version.cuda:
+        pytest.skip("this interpreter has a CUDA build; the mislabel needs a CPU-only build")
+    out = tmp_path / "cuda.xml"
+    env = {"CONFORMANCE_HOST_TORCH": "", "TORCH_VERSION": torch.__version__.partition("+")[0]}
+    proc = conformance("run", "--device", "cuda", "--junitxml", str(out), "--", "-q", "-k", "seed or identity", env=env)
+    assert proc.returncode == exitcodes.FAILED
+    failure = cases(out)[IDENTITY].find("failure")
+    assert failure is not None
+    assert "expected the cu130 build" in failure.get("message") and torch.__version__ in failure.get("message")
+
+
+def test_unknown_device_is_a_usage_error():
+    proc = conformance("run", "--device", "tpu")
+    assert proc.returncode == exitcodes.USAGE
+    assert "cpu" in proc.stderr and "cuda" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("mode, cause", [
+    ("abort", "killed by SIGABRT"),
+    ("sigkill", "killed by SIGKILL"),
+    ("segfault", "killed by SIGSEGV"),
+    ("exit", "exited with code 3"),
+])
+def test_crash_keeps_finished_results_and_marks_the_rest(tmp_path, mode, cause):
+    out = tmp_path / "cpu.xml"
+    proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-k", "seed or identity",
+                       env={"CONFORMANCE_TEST_CRASH": f"{mode}:seed"})
+    assert proc.returncode == exitcodes.FAILED, proc.stdout + proc.stderr
+    validate(out)
+    c = cases(out)
+    assert len(list(c[IDENTITY])) == 0, "the check that finished before the crash keeps its pass"
+    err = c[SEED].find("error")
+    assert err is not None and err.get("type") == "crashed" and cause in err.get("message")
+    assert "crashing on purpose" in err.text, "the last output lines travel with the crashed mark"
+    assert cause in props(out)["run_status"]
+
+
+def test_not_run_checks_after_a_crash(tmp_path):
+    out = tmp_path / "cpu.xml"
+    proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-p", "no:randomly",
+                       "-k", "identity or seed or split_points",
+                       env={"CONFORMANCE_TEST_CRASH": "sigkill:test_build_identity"})
+    assert proc.returncode == exitcodes.FAILED
+    c = cases(out)
+    assert c[IDENTITY].find("error").get("type") == "crashed"
+    later = [case for key, case in c.items() if key != IDENTITY]
+    assert later and all(case.find("skipped") is not None and case.find("skipped").get("type") == "notrun"
+                         for case in later)
+
+
+def test_global_time_limit_reports_the_hung_check(tmp_path):
+    out = tmp_path / "cpu.xml"
+    start = time.monotonic()
+    proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--time-limit", "15", "--", "-q", "-k",
+                       "seed or identity", env={"CONFORMANCE_TEST_CRASH": "hang:seed"})
+    assert time.monotonic() - start < 90
+    assert proc.returncode == exitcodes.FAILED
+    err = cases(out)[SEED].find("error")
+    assert err is not None and "global time limit of 15 s" in err.get("message")
+    assert "faults.py" in err.text, "faulthandler's stack of the hung check is in the report"
+
+
+def test_sigterm_writes_what_finished_and_exits_nonzero(tmp_path):
+    out = tmp_path / "cpu.xml"
+    env = {**os.environ, "CONFORMANCE_TEST_CRASH": "hang:seed"}
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
+                             "--", "-q", "-k", "seed or identity"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    # wait until the hang has started, then cancel like a CI runner does
+    for line in proc.stdout:
+        if "crashing on purpose" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == exitcodes.INTERRUPTED, rest
+    validate(out)
+    c = cases(out)
+    assert len(list(c[IDENTITY])) == 0
+    assert "interrupted (SIGTERM)" in c[SEED].find("error").get("message")
+
+
+def test_two_runs_never_share_a_report_file(tmp_path):
+    out = tmp_path / "cpu.xml"
+    env = {**os.environ, "CONFORMANCE_TEST_CRASH": "hang:seed"}
+    first = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
+                              "--time-limit", "60", "--", "-q", "-k", "seed"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in first.stdout:
+            if "crashing on purpose" in line:
+                break
+        second = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-k", "seed")
+        assert second.returncode == exitcodes.USAGE
+        assert "another conformance run" in second.stderr and str(out) in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
