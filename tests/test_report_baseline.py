@@ -1,0 +1,114 @@
+"""Tests of --baseline: loading JSON and merged.xml, the per-env diff, its rendering, and exit-code precedence."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conformance import exitcodes
+from conformance.cli import main
+from conformance.report import baseline
+from conformance.report import model as m
+from conformance.report.matrix import build_matrix
+
+DATA = Path(__file__).parent / "data" / "junit"
+
+
+def env(name, **outcomes):
+    return m.EnvResult(name, f"{name}.xml", cases=[m.Cell("test_x", k, v) for k, v in outcomes.items()])
+
+
+BEFORE = {"cpu": {"test_x::a": m.PASSED, "test_x::b": m.FAILED, "test_x::c": m.PASSED, "test_x::gone": m.PASSED,
+                  "test_x::d": m.PASSED, "test_x::e": m.PASSED},
+          "old": {"test_x::a": m.PASSED}}
+
+
+def test_diff_classifies_every_change():
+    now = build_matrix([env("cpu", a=m.FAILED, b=m.PASSED, c=m.PASSED, d=m.NOT_RUN, e=m.UNAVAILABLE, new=m.PASSED),
+                        env("cuda", a=m.PASSED, c=m.PASSED)])
+    diff = baseline.diff(now, BEFORE, "base.json")
+    assert [(c.env, c.id, c.before, c.after) for c in diff.regressions] == [
+        ("cpu", "test_x::a", m.PASSED, m.FAILED), ("cpu", "test_x::d", m.PASSED, m.NOT_RUN)]
+    assert [(c.id, c.after) for c in diff.fixes] == [("test_x::b", m.PASSED)]
+    assert [(c.env, c.id) for c in diff.new] == [("cpu", "test_x::new")]
+    assert [(c.env, c.id) for c in diff.removed] == [("cpu", "test_x::gone")]
+    assert diff.new_envs == ["cuda"] and diff.removed_envs == ["old"]
+    assert diff.summary() == "2 regressions, 1 fixes, 1 new, 1 removed"
+
+
+def test_pass_to_missing_in_one_env_is_a_regression():
+    now = build_matrix([env("cpu", a=m.PASSED), env("cuda", c=m.PASSED)])
+    diff = baseline.diff(now, {"cpu": {"test_x::a": m.PASSED, "test_x::c": m.PASSED}}, "b")
+    assert [(c.id, c.after) for c in diff.regressions] == [("test_x::c", m.MISSING)]
+    assert diff.removed == []  # the check still exists in cuda
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in ("cpu", "cuda"):
+        shutil.copy(DATA / "matrix" / f"{name}.xml", reports / f"{name}.xml")
+    assert main(["report", "--output-dir", "base"]) == exitcodes.FAILED
+    # the next run: cpu's loss_kwargs check regresses, cuda's bf16 failure is fixed
+    cpu = (reports / "cpu.xml").read_text()
+    cpu = re.sub(r'(name="test_merge_chunks" time="[0-9.]+") />', r'\1><failure message="boom">tb</failure></testcase>',
+                 cpu)
+    cpu = cpu.replace('failures="0"', 'failures="1"', 1)
+    (reports / "cpu.xml").write_text(cpu)
+    cuda = (reports / "cuda.xml").read_text()
+    start = cuda.index('<failure message="AssertionError: chunk_spec bf16')
+    end = cuda.index("</failure>", start) + len("</failure>")
+    (reports / "cuda.xml").write_text((cuda[:start] + cuda[end:]).replace('failures="2"', 'failures="1"', 1))
+    return tmp_path
+
+
+@pytest.mark.parametrize("base", ["base/compatibility.json", "base/merged.xml"])
+def test_cli_reports_regressions_and_exits_5(run_dir, capsys, base):
+    code = main(["report", "--baseline", base])
+    out = capsys.readouterr().out
+    assert code == exitcodes.REGRESSION
+    assert f"baseline {base}: 1 regressions, 1 fixes, 0 new, 0 removed" in out
+    assert "regressed: cpu test_microbatch::test_merge_chunks: passed -> failed" in out
+    assert "fixed: cuda test_microbatch::test_chunk_spec[bf16]: failed -> passed" in out
+    md = (run_dir / "reports" / "compatibility.md").read_text()
+    assert "### Against baseline" in md and "| cpu | `test_microbatch::test_merge_chunks` | ✅ passed | ❌ failed |" in md
+    page = (run_dir / "reports" / "compatibility.html").read_text()
+    assert '<h3 class="regress">Regressions (1)</h3>' in page
+    data = json.loads((run_dir / "reports" / "compatibility.json").read_text())
+    assert data["baseline"]["regressions"] == [{"env": "cpu", "id": "test_microbatch::test_merge_chunks",
+                                                "before": "passed", "after": "failed"}]
+
+
+def test_exit_code_precedence(run_dir, capsys):
+    # warnings + regression + failures: --strict wins, then the regression, then plain failures
+    (run_dir / "reports" / "broken.xml").write_text("<testsuites><testsuite")
+    assert main(["report", "--baseline", "base/compatibility.json", "--strict"]) == exitcodes.STRICT
+    assert main(["report", "--baseline", "base/compatibility.json"]) == exitcodes.REGRESSION
+    assert main(["report"]) == exitcodes.FAILED
+    err = capsys.readouterr().err
+    assert "--strict: 1 input warning(s) (exit 4)" in err
+
+
+def test_no_regression_but_failures_exits_1(run_dir):
+    assert main(["report", "--output-dir", "again"]) == exitcodes.FAILED
+    assert main(["report", "--baseline", "again/compatibility.json", "--output-dir", "third"]) == exitcodes.FAILED
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"format": 99, "envs": [], "rows": []}', "compatibility.json format 99, this version reads format 1"),
+     ('{"format": 1}', "not a compatibility.json (missing 'envs')"),
+     ("{not json", "invalid JSON"),
+     ("<html/>", "not usable as a baseline (not a JUnit file")],
+)
+def test_unusable_baseline_is_a_usage_error(run_dir, capsys, content, message):
+    (run_dir / "bad-base").write_text(content)
+    assert main(["report", "--baseline", "bad-base"]) == exitcodes.USAGE
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
