@@ -14,8 +14,7 @@ import xmlschema
 
 from conformance import exitcodes
 
-XSD = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "schemas", "junit-10.xsd")
-SCHEMA_PATH = os.environ.get("CONFORMANCE_JUNIT_XSD") or os.path.abspath(XSD)
+from conftest import JUNIT_XSD
 
 pytest.importorskip("torch", reason="run tests need torch in this interpreter (tox -e tests installs it)")
 
@@ -37,9 +36,7 @@ def props(path) -> dict[str, str]:
 
 
 def validate(path) -> None:
-    if not os.path.exists(SCHEMA_PATH):
-        pytest.fail(f"Jenkins JUnit schema not found at {SCHEMA_PATH}; set CONFORMANCE_JUNIT_XSD")
-    xmlschema.XMLSchema(SCHEMA_PATH).validate(str(path))
+    xmlschema.XMLSchema(str(JUNIT_XSD)).validate(str(path))
 
 
 SEED = "test_split::test_seed_split_begin_2stages"

@@ -1,0 +1,78 @@
+"""`conformance install-torch` in real fresh virtual environments: host mode linking and install failures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from conformance import exitcodes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory):
+    """A new venv with pip but no torch; this checkout importable through PYTHONPATH."""
+    path = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=True).create(path)
+    # the package's own dependencies (not torch), as a real install of it would have
+    subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "pytest", "junitparser"], check=True)
+    return path / "bin" / "python"
+
+
+def install(python, *args, env=None):
+    full = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
+    for key in ("CONFORMANCE_HOST_TORCH", "TORCH_VERSION", "CONFORMANCE_HOST_PYTHON"):
+        if key not in (env or {}):
+            full.pop(key, None)
+    return subprocess.run([str(python), "-m", "conformance", "install-torch", *args], capture_output=True,
+                          text=True, env=full, timeout=600)
+
+
+def closed_port_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/whl/cpu"
+
+
+def test_host_mode_links_the_host_interpreters_torch(fresh_env):
+    pytest.importorskip("torch", reason="host mode needs a torch in the interpreter running these tests")
+    proc = install(fresh_env, "--device", "cpu",
+                   env={"CONFORMANCE_HOST_TORCH": "1", "CONFORMANCE_HOST_PYTHON": sys.executable})
+    assert proc.returncode == exitcodes.OK, proc.stdout + proc.stderr
+    assert "host mode: using torch" in proc.stdout
+    import torch
+
+    out = subprocess.run([str(fresh_env), "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                         text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert out.stdout.strip() == torch.__version__, out.stderr
+
+
+def test_host_mode_without_torch_warns_and_carries_on(fresh_env, tmp_path):
+    bare = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(bare)
+    proc = install(fresh_env, "--device", "hpu", env={"CONFORMANCE_HOST_PYTHON": str(bare / "bin" / "python")})
+    assert proc.returncode == exitcodes.OK, proc.stderr
+    assert "has no torch; every check will be reported unavailable" in proc.stdout
+
+
+def test_uninstallable_version_names_version_and_index(fresh_env):
+    index = closed_port_url()
+    proc = install(fresh_env, "--device", "cpu", env={"TORCH_VERSION": "0.0.1", "CONFORMANCE_CPU_INDEX": index})
+    assert proc.returncode == exitcodes.INTERNAL
+    assert "torch==0.0.1" in proc.stderr and "127.0.0.1" in proc.stderr and "TORCH_VERSION" in proc.stderr
+    # one line about the dead index, not pip's wall of retries against it
+    assert proc.stdout.count("not reachable") == 1 and "Retrying" not in proc.stdout + proc.stderr
+
+
+def test_dry_run_prints_the_plan(fresh_env):
+    proc = install(fresh_env, "--device", "cuda", "--dry-run", env={"TORCH_VERSION": "2.14.1"})
+    assert proc.returncode == exitcodes.OK
+    assert '"requirement": "torch==2.14.1+cu130"' in proc.stdout
