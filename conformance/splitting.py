@@ -65,3 +65,50 @@ def stage_keys(pipe) -> list[set[str]]:
 
 def tied_names(spec: models.ModelSpec) -> set[str]:
     return {n for group in spec.tied for n in group}
+
+
+class StageCall:
+    """One stage's run inside `run_stages`: its index, (original, detached) inputs, and outputs."""
+
+    def __init__(self, index: int, module, inputs: list, output) -> None:
+        self.index = index
+        self.module = module
+        self.inputs = inputs  # [(value the previous stage produced, detached leaf this stage consumed)]
+        self.output = output
+
+
+def run_stages(pipe, args: tuple, kwargs: dict | None = None):
+    """Run the pipe's stages in graph order the way ranks do: every stage input a detached leaf.
+
+    Returns (outputs as a tuple, [StageCall]) so a check can drive backward stage by stage. Uses only public
+    fx (an Interpreter over `pipe.split_gm`), not Pipe's internal executor.
+    """
+    import torch
+    from torch.utils._pytree import tree_flatten, tree_unflatten
+
+    names = [n.target for n in pipe.split_gm.graph.nodes if n.op == "placeholder"]
+    kwargs = kwargs or {}
+    values = list(args) + [kwargs[n] for n in names[len(args):]]
+    modules = {name: mod for name, mod in pipe.split_gm.named_children()}
+    index = {id(pipe.get_stage_module(i)): i for i in range(pipe.num_stages)}
+    calls: list[StageCall] = []
+
+    class Recorder(torch.fx.Interpreter):
+        def call_module(self, target, a, kw):
+            flat, spec = tree_flatten((a, kw))
+            pairs, new = [], []
+            for v in flat:
+                if isinstance(v, torch.Tensor) and (v.requires_grad or v.grad_fn is not None):
+                    d = v.detach().requires_grad_(True)
+                    pairs.append((v, d))
+                    new.append(d)
+                else:
+                    new.append(v)
+            a, kw = tree_unflatten(new, spec)
+            out = super().call_module(target, a, kw)
+            mod = modules[target]
+            calls.append(StageCall(index[id(mod)], mod, pairs, out))
+            return out
+
+    out = Recorder(pipe.split_gm, garbage_collect_values=False).run(*values)
+    return as_tuple(out), calls
