@@ -13,6 +13,7 @@ input totals (a bug: nothing is written).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -83,6 +84,16 @@ def exit_code(matrix: m.Matrix, strict: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The matrix is a few hundred thousand small objects and holds no reference cycles worth collecting: the
+    # cyclic GC would rescan them over and over (a third of the run time at 130k testcases).
+    gc.disable()
+    try:
+        return _run(args)
+    finally:
+        gc.enable()
+
+
+def _run(args: argparse.Namespace) -> int:
     formats = _split(args.format)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:

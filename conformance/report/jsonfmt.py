@@ -27,9 +27,13 @@ Rows come divergent first, then by area. A check id is `classname::name`.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from conformance.report import model as m
+
+_NOTABLE = re.compile(f"[^{m.LETTER[m.PASSED]}{m.LETTER[m.MISSING]}]")
+_start = re.Match.start
 
 # Changelog of FORMAT (bump on any change a reader could notice; readers check it):
 #   1: first version.
@@ -40,20 +44,12 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
     names = [c.name for c in matrix.envs]
     rows = []
     for row in matrix.rows:
-        outcomes = []
-        times: list[float | None] = []
-        messages = {}
-        for name, cell in zip(names, row.cells):
-            if cell is None:
-                outcomes.append(m.MISSING)
-                times.append(None)
-                continue
-            outcomes.append(cell.outcome)
-            times.append(round(cell.time, 6))
-            if cell.message:
-                messages[name] = cell.message
+        cells = row.cells
         item: dict[str, Any] = {"id": row.key, "area": row.area, "divergent": row.divergent,
-                                "outcomes": outcomes, "times": times}
+                                "outcomes": row.outcomes, "times": row.times}
+        # Passed and missing cells carry no message: let the regex engine skip them.
+        messages = {names[i]: cells[i].message for i in map(_start, _NOTABLE.finditer(row.codes))
+                    if cells[i].message}  # type: ignore[union-attr]
         if messages:
             item["messages"] = messages
         rows.append(item)

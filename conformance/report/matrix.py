@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 from conformance.report import model as m
 
 
+@functools.lru_cache(maxsize=4096)
 def area_of(classname: str) -> str:
     """Area of a check from the module part of its classname: `pkg.test_split.TestX` -> `split`."""
     parts = classname.split(".") if classname else []
@@ -31,9 +33,8 @@ def duplicate_warnings(envs: list[m.EnvResult]) -> list[m.InputWarning]:
     """A check id twice in one env: the matrix shows the first, merged.xml keeps both (renamed)."""
     found = []
     for env in envs:
-        counts = Counter(c.key for c in env.cases)
-        dups = [k for k, n in counts.items() if n > 1]
-        if dups:
+        if env.duplicates:
+            dups = sorted(env.duplicates)
             sample = ", ".join(dups[:3]) + (" ..." if len(dups) > 3 else "")
             found.append(m.InputWarning(env.path, f"{len(dups)} check ids appear more than once ({sample}); the "
                                                   "matrix shows the first result", env=env.name))
@@ -50,7 +51,6 @@ def build_matrix(envs: list[m.EnvResult], warnings: list[m.InputWarning] | None 
     expect = expect or []
     envs = order_envs(envs, expect)
     warnings = list(warnings or [])
-    warnings += duplicate_warnings(envs)
     present = {e.name for e in envs} | {e.claimed for e in envs}
     absent = [name for name in expect if name not in present]
     for name in absent:
@@ -58,28 +58,36 @@ def build_matrix(envs: list[m.EnvResult], warnings: list[m.InputWarning] | None 
                                                       "file", env=name))
     n = len(envs)
     table: dict[str, list[m.Cell | None]] = {}
-    first: dict[str, m.Cell] = {}
+    tallies: list[Counter[str]] = [Counter() for _ in envs]
     for i, env in enumerate(envs):
+        tally = tallies[i]
         for cell in env.cases:
             key = cell.key
             slots = table.get(key)
             if slots is None:
                 slots = table[key] = [None] * n
-                first[key] = cell
             if slots[i] is None:
                 slots[i] = cell
+                tally[cell.outcome] += 1
+            else:
+                env.duplicates.add(key)
+    warnings += duplicate_warnings(envs)
+    missing = m.MISSING
+    letter = m.LETTER.__getitem__
     rows = []
     for order, (key, slots) in enumerate(table.items()):
-        cell = first[key]
-        outcomes = {c.outcome if c is not None else m.MISSING for c in slots}
+        outcomes = tuple([c.outcome if c is not None else missing for c in slots])
         # An absent device says nothing about compatibility: unavailable cells alone never make a row divergent.
-        outcomes.discard(m.UNAVAILABLE)
-        rows.append((order, m.Row(key, cell.classname, cell.name, area_of(cell.classname), tuple(slots),
-                                  len(outcomes) > 1)))
+        kinds = set(outcomes)
+        kinds.discard(m.UNAVAILABLE)
+        cell = next(c for c in slots if c is not None)
+        times = tuple([c.time if c is not None else None for c in slots])
+        rows.append((order, m.Row(key, cell.classname, cell.name, area_of(cell.classname), tuple(slots), outcomes,
+                                  "".join(map(letter, outcomes)), times, len(kinds) > 1)))
     # Within an area keep first-seen (test file) order, which reads better than alphabetical ids.
     rows.sort(key=lambda pair: (not pair[1].divergent, pair[1].area, pair[0]))
     columns = []
-    for i, env in enumerate(envs):
-        tally = Counter(row.cells[i].outcome if row.cells[i] is not None else m.MISSING for _, row in rows)
+    for env, tally in zip(envs, tallies):
+        tally[missing] = len(rows) - sum(tally.values())
         columns.append(m.EnvColumn(env, m.Counts(**tally)))
     return m.Matrix(columns, [row for _, row in rows], warnings, absent, generated_at, generator)

@@ -19,6 +19,8 @@ class MergeError(RuntimeError):
 
 
 _CTRL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Most names need no escaping at all; one C-level scan tells.
+_SPECIAL_ATTR = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')
 
 
 def _text(s: str) -> str:
@@ -45,8 +47,12 @@ def _seconds(t: float) -> str:
     return f"{max(t, 0.0):.3f}"
 
 
-def _case(prefix: str, cell: m.Cell, name: str) -> str:
-    head = f'<testcase classname="{_attr(prefix + cell.classname)}" name="{_attr(name)}" time="{_seconds(cell.time)}"'
+def _case(classname: str, cell: m.Cell, name: str) -> str:
+    """`classname` arrives escaped (and env-prefixed) already: a suite has few distinct ones."""
+    if _SPECIAL_ATTR.search(name):
+        name = _attr(name)
+    time = cell.time
+    head = f'<testcase classname="{classname}" name="{name}" time="{time if time >= 0 else 0.0:.3f}"'
     if not cell.children:
         return head + "/>"
     parts = [head, ">"]
@@ -79,13 +85,28 @@ def _suite(col: m.EnvColumn) -> list[str]:
     out += [f'<property name="{_attr(k)}" value="{_attr(v)}"/>' for k, v in props.items()]
     out.append("</properties>")
     prefix = env.name + "."
-    seen: dict[tuple[str, str], int] = {}
+    classnames: dict[str, str] = {}
     for cell in env.cases:
-        ident = (cell.classname, cell.name)
-        n = seen.get(ident, 0) + 1
-        seen[ident] = n
-        # A duplicate id inside one env stays (totals are conserved) but gets a suffix to stay unique.
-        out.append(_case(prefix, cell, cell.name if n == 1 else f"{cell.name} [duplicate {n}]"))
+        if cell.classname not in classnames:
+            classnames[cell.classname] = _attr(prefix + cell.classname)
+    special = _SPECIAL_ATTR.search
+    if not env.duplicates:
+        # The common case, kept in one comprehension: a passed case with a plain name is one f-string.
+        out += [f'<testcase classname="{classnames[c.classname]}" name="{c.name}" time="{c.time:.3f}"/>'
+                if not c.children and not special(c.name) and c.time >= 0 else _case(classnames[c.classname], c, c.name)
+                for c in env.cases]
+    else:
+        seen: set[str] = set()
+        repeats: dict[str, int] = {}
+        for cell in env.cases:
+            key, name = cell.key, cell.name
+            if key in seen:
+                # A duplicate id inside one env stays (totals are conserved) but gets a suffix to stay unique.
+                n = repeats[key] = repeats.get(key, 1) + 1
+                name = f"{name} [duplicate {n}]"
+            else:
+                seen.add(key)
+            out.append(_case(classnames[cell.classname], cell, name))
     if env.system_out:
         out.append(f"<system-out>{_text(env.system_out)}</system-out>")
     if env.system_err:

@@ -146,6 +146,7 @@ class EnvResult:
     claimed: str = ""  # the name before clashes were resolved ("cuda" for "run1/cuda"); "" when unchanged
     properties: dict[str, str] = field(default_factory=dict)
     cases: list[Cell] = field(default_factory=list)  # file order, duplicates kept (merged.xml conserves totals)
+    duplicates: set[str] = field(default_factory=set)  # check ids seen more than once (set by the matrix build)
     incomplete: str = ""  # why the results are partial (truncated XML, run still writing); "" when complete
     timestamp: str = ""
     hostname: str = ""
@@ -178,17 +179,18 @@ class Row:
     name: str
     area: str
     cells: tuple[Cell | None, ...]
+    outcomes: tuple[str, ...]  # per env, MISSING where the cell is None (computed once, read by every renderer)
+    codes: str  # the same as one LETTER per env ("PPFM"): cheap to scan, embed and compare
+    times: tuple[float | None, ...]  # seconds per env, None where missing
     divergent: bool
 
     def outcome(self, i: int) -> str:
-        cell = self.cells[i]
-        return cell.outcome if cell is not None else MISSING
+        return self.outcomes[i]
 
     @property
     def consensus(self) -> str:
         """The outcome of a non-divergent row (`unavailable` only when no env had the device)."""
-        for i in range(len(self.cells)):
-            outcome = self.outcome(i)
+        for outcome in self.outcomes:
             if outcome != UNAVAILABLE:
                 return outcome
         return UNAVAILABLE
