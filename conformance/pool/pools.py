@@ -1,0 +1,86 @@
+"""The session's pools, one per world size, started lazily; also the isolate mode and the world-1 shortcut.
+
+Modes: `persistent` (default) keeps ranks between checks; `isolate` starts fresh ranks for every check, as
+PyTorch's MultiProcessTestCase does (for debugging, and the benchmark's baseline). Under an external launcher
+(`CONFORMANCE_LAUNCHER=torchrun`) the ranks are the launcher's, see `conformance.pool.launcher`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from conformance.pool import inprocess
+from conformance.pool.local import LocalPool, PoolError, RunReport
+from conformance.pool.protocol import Task
+
+Mode = Literal["persistent", "isolate"]
+MODES = ("persistent", "isolate")
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class Unavailable(Exception):
+    """This host cannot run the world size (e.g. fewer devices than ranks): the check is unavailable, not failed."""
+
+
+class Pools:
+    def __init__(self, device_type: str, backend: str, device_count: int, torch_device: str = "cpu", *,
+                 mode: Mode = "persistent", timeout_s: float = DEFAULT_TIMEOUT_S, launcher=None):
+        if mode not in MODES:
+            raise ValueError(f"unknown pool mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.device_type, self.backend, self.device_count = device_type, backend, device_count
+        self.torch_device = torch_device
+        self.mode, self.timeout_s = mode, timeout_s
+        self.launcher = launcher
+        self._pools: dict[int, LocalPool] = {}
+        self._broken: dict[int, str] = {}  # world size -> why its pool could not start
+        self._seq = 0
+
+    def check_available(self, world_size: int) -> None:
+        if self.launcher is not None:
+            if world_size not in (1, self.launcher.world_size):
+                raise Unavailable(f"needs world size {world_size}, the launcher gives {self.launcher.world_size}")
+            return
+        if world_size > 1 and self.device_type != "cpu" and self.device_count < world_size:
+            raise Unavailable(f"needs {world_size} {self.device_type} devices, found {self.device_count}")
+
+    def run(self, world_size: int, check_id: str, scenario: str, params: dict | None = None,
+            timeout_s: float | None = None) -> RunReport:
+        """Run one check on `world_size` ranks. Raises Unavailable or PoolError; a failed check is a report."""
+        self.check_available(world_size)
+        self._seq += 1
+        task = Task(self._seq, check_id, scenario, dict(params or {}))
+        if world_size == 1:
+            return inprocess.run(task, self.device_type, self.backend, self.torch_device)
+        if self.launcher is not None:
+            return self.launcher.run(task, timeout_s or self.timeout_s)
+        if world_size in self._broken:
+            raise PoolError(self._broken[world_size])
+        pool = self._pools.get(world_size)
+        if pool is None:
+            pool = self._pools[world_size] = LocalPool(world_size, self.device_type, self.backend,
+                                                       timeout_s=self.timeout_s)
+        try:
+            return pool.run(task, timeout_s=timeout_s)
+        except PoolError as exc:
+            # Starting again for every later check would cost minutes for the same answer: later checks of this
+            # world size fail at once with the same reason.
+            self._broken[world_size] = f"{exc} (first seen at {check_id})"
+            raise
+        finally:
+            if self.mode == "isolate":
+                pool.close()
+
+    def stats(self) -> dict[int, dict]:
+        return {w: {"starts": p.starts, "startup_seconds": p.startup_seconds} for w, p in self._pools.items()}
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        if self.launcher is not None:
+            self.launcher.close()
+
+
+def mode_from_env(default: str = "persistent") -> str:
+    return os.environ.get("CONFORMANCE_POOL", "").strip() or default

@@ -1,0 +1,127 @@
+"""The rank side: one process per rank that joins the process group once and runs tasks until told to stop."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+
+from conformance.pool.protocol import STOP, Result, Task
+from conformance.pool.scenarios import RankContext, Skip
+from conformance.pool import scenarios
+
+# Set for every rank on accelerators: NVLink multicast must stay off on shared multi-GPU hosts.
+ACCELERATOR_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a rank needs to join; picklable for the spawn context."""
+
+    world_size: int
+    device_type: str  # cpu, cuda, xpu, hpu
+    backend: str
+    store_path: str  # FileStore rendezvous: no port to race for
+    stacks_dir: str
+    pg_timeout_s: float
+    parent_pid: int
+
+
+def stacks_path(stacks_dir: str, rank: int) -> str:
+    return os.path.join(stacks_dir, f"rank{rank}.stacks")
+
+
+def rank_device(device_type: str, rank: int) -> str:
+    return "cpu" if device_type == "cpu" else f"{device_type}:{rank}"
+
+
+def is_skip(exc: BaseException) -> bool:
+    if isinstance(exc, Skip):
+        return True
+    # pytest's skip (e.g. from conformance.api.require) without importing pytest in every rank
+    return type(exc).__name__ == "Skipped" and type(exc).__module__.startswith("_pytest")
+
+
+def execute(ctx: RankContext, task: Task) -> Result:
+    """Run one task on this rank and turn whatever happens into a Result; never raises (except interrupts)."""
+    t0 = time.perf_counter()
+    try:
+        data = scenarios.run(ctx, task.scenario, dict(task.params))
+        return Result(task.seq, ctx.rank, "passed", data=data, seconds=time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every outcome of a scenario is a result
+        dt = time.perf_counter() - t0
+        msg = str(getattr(exc, "msg", "") or exc)
+        if is_skip(exc):
+            return Result(task.seq, ctx.rank, "skipped", message=msg, seconds=dt)
+        return Result(task.seq, ctx.rank, "failed", message=f"{type(exc).__name__}: {msg}",
+                      traceback=traceback.format_exc(), seconds=dt)
+
+
+def init_group(cfg: WorkerConfig, rank: int):
+    import torch
+    import torch.distributed as dist
+
+    kwargs = {}
+    if cfg.device_type != "cpu":
+        dev = torch.device(rank_device(cfg.device_type, rank))
+        mod = getattr(torch, cfg.device_type, None)
+        if mod is not None and hasattr(mod, "set_device"):
+            mod.set_device(dev)
+        kwargs["device_id"] = dev  # eager init binds the communicator to this rank's device
+    store = dist.FileStore(cfg.store_path, cfg.world_size)
+    dist.init_process_group(cfg.backend, store=store, rank=rank, world_size=cfg.world_size,
+                            timeout=timedelta(seconds=cfg.pg_timeout_s), **kwargs)
+
+
+def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
+    """Entry point of a rank process (multiprocessing spawn target)."""
+    try:
+        os.setpgid(0, 0)  # own process group: teardown kills whatever this rank started too
+    except OSError:
+        pass
+    # The stacks file stays open for the life of the rank: faulthandler writes to its descriptor from a
+    # signal handler (on SIGUSR1 from the pool at a timeout) and on fatal signals (segfault, abort).
+    stacks = open(stacks_path(cfg.stacks_dir, rank), "a", buffering=1)
+    faulthandler.enable(file=stacks, all_threads=True)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True, chain=False)
+    if cfg.device_type != "cpu":
+        for k, v in ACCELERATOR_ENV.items():
+            os.environ.setdefault(k, v)
+    ctx = RankContext(rank, cfg.world_size, rank_device(cfg.device_type, rank), cfg.device_type, cfg.backend)
+    try:
+        init_group(cfg, rank)
+        scenarios.load()
+    except BaseException as exc:  # noqa: BLE001
+        results.put(Result(0, rank, "error", f"rank {rank} could not join the process group: {type(exc).__name__}: {exc}",
+                           traceback.format_exc()))
+        return
+    results.put(Result(0, rank, "passed", data={"pid": os.getpid()}))
+    try:
+        while True:
+            try:
+                task = tasks.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != cfg.parent_pid:  # pytest is gone: don't linger as an orphan
+                    break
+                continue
+            if task == STOP:
+                break
+            results.put(execute(ctx, task))
+    finally:
+        try:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - leaving anyway
+            pass
+        sys.stdout.flush()
