@@ -77,7 +77,7 @@ def test_chunk_spec_dim(conformance, torch_device, dim):
     """`TensorChunkSpec(dim)` splits along that dim (as `torch.tensor_split`) and merges back along it."""
     import torch
 
-    x = _rand(torch_device, 2, 8, 8)
+    x = _rand(torch_device, 4, 8, 8)
     args_split, _ = _split((x,), None, 4, args_chunk_spec=(_spec(dim),))
     want = torch.tensor_split(x, 4, dim)
     assert_equal("TensorChunkSpec", len(args_split), 4, f"number of chunks along dim {dim}")
