@@ -4,6 +4,7 @@ Stdlib only, so it can plan and install torch into a tox env before torch exists
 
 Overrides (environment variables, all optional):
   TORCH_VERSION                 the version for every device env of this run (default DEFAULT_TORCH_VERSION)
+  CONFORMANCE_TORCH_SERIES      set by the versioned tox envs (cpu-torch2.14): the release from RELEASES
   CONFORMANCE_CUDA_VARIANT      CUDA build of the cuda env, e.g. cu126, cu128, cu130 (default DEFAULT_CUDA_VARIANT)
   CONFORMANCE_INDEX_BASE        mirror of https://download.pytorch.org/whl; <base>/<variant> is each device's index
   CONFORMANCE_<DEVICE>_INDEX    full index URL for one device (CONFORMANCE_CPU_INDEX, ..._CUDA_INDEX, ..._XPU_INDEX)
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 
 # The torch release the whole matrix tests unless TORCH_VERSION says otherwise for one run.
 DEFAULT_TORCH_VERSION = "2.13.0"
+# The version axis: envs named `<device>-torch<series>` (cpu-torch2.14) always test that series' release, so their
+# column names never lie; TORCH_VERSION does not move them.
+RELEASES = {"2.13": "2.13.0", "2.14": "2.14.1"}
 # PyPI's default Linux wheel of 2.11-2.14 is a CUDA 13.0 build, so cu130 also installs from plain PyPI.
 DEFAULT_CUDA_VARIANT = "cu130"
 PYPI_DEFAULT_VARIANT = "cu130"
@@ -66,7 +70,10 @@ def plan(device: str, environ: dict[str, str] | os._Environ | None = None) -> To
     environ = os.environ if environ is None else environ
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
-    version = environ.get("TORCH_VERSION", "").strip() or DEFAULT_TORCH_VERSION
+    series = environ.get("CONFORMANCE_TORCH_SERIES", "").strip()
+    if series and series not in RELEASES:
+        raise ValueError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} (conformance/builds.py)")
+    version = RELEASES[series] if series else environ.get("TORCH_VERSION", "").strip() or DEFAULT_TORCH_VERSION
     variant = {
         "cpu": "cpu",
         "cuda": environ.get("CONFORMANCE_CUDA_VARIANT", "").strip() or DEFAULT_CUDA_VARIANT,

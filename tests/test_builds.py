@@ -70,3 +70,10 @@ def test_index_probe_reaches_a_live_server(monkeypatch):
         assert ok
     finally:
         listener.close()
+
+
+def test_versioned_envs_pin_their_series_whatever_torch_version_says():
+    env = {"CONFORMANCE_TORCH_SERIES": "2.14", "TORCH_VERSION": "2.13.0"}
+    assert builds.plan("cpu", env).version == builds.RELEASES["2.14"]
+    with pytest.raises(ValueError, match="unknown torch series '9.9'"):
+        builds.plan("cpu", {"CONFORMANCE_TORCH_SERIES": "9.9"})
