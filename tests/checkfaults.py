@@ -215,6 +215,16 @@ FAULTS = {f.__name__.lstrip("_"): f for f in (
 # --- the plugin side (inside the conformance-suite subprocess) -------------------------------------------------
 
 _results: dict[str, dict] = {}
+EXPECTATIONS_ENV = "CONFORMANCE_TEST_EXPECTATIONS_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # lets a test point the suite at its own expectation files instead of the shipped ones
+    folder = os.environ.get(EXPECTATIONS_ENV)
+    if folder:
+        from conformance import expectations
+
+        expectations.DIR = folder
 
 
 def _fault_for(item: pytest.Item) -> str | None:
