@@ -38,6 +38,10 @@ HOST_ONLY_DEVICES = frozenset({"hpu"})
 _TRUE = {"1", "true", "yes", "on"}
 
 
+class PinError(ValueError):
+    """A device or pin setting that names nothing we know; the message says what is valid."""
+
+
 def env_flag(environ: dict[str, str] | os._Environ, name: str) -> bool:
     return environ.get(name, "").strip().lower() in _TRUE
 
@@ -69,10 +73,10 @@ class TorchPlan:
 def plan(device: str, environ: dict[str, str] | os._Environ | None = None) -> TorchPlan:
     environ = os.environ if environ is None else environ
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+        raise PinError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
     series = environ.get("CONFORMANCE_TORCH_SERIES", "").strip()
     if series and series not in RELEASES:
-        raise ValueError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} (conformance/builds.py)")
+        raise PinError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} (conformance/builds.py)")
     version = RELEASES[series] if series else environ.get("TORCH_VERSION", "").strip() or DEFAULT_TORCH_VERSION
     variant = {
         "cpu": "cpu",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conformance import __version__, exitcodes
+from conformance import __version__, builds, exitcodes
 from conformance.commands import info, install_torch, report, run
 
 
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = extra
     try:
         return int(args.func(args))
+    except builds.PinError as exc:
+        sys.stderr.write(f"conformance: error: {exc}\n")
+        return exitcodes.USAGE
     except KeyboardInterrupt:
         sys.stderr.write("conformance: interrupted\n")
         return exitcodes.INTERRUPTED

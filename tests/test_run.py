@@ -183,3 +183,11 @@ def test_two_runs_never_share_a_report_file(tmp_path):
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
+
+
+def test_bad_setting_is_a_usage_error_without_a_report(tmp_path):
+    out = tmp_path / "cpu.xml"
+    proc = conformance("run", "--device", "cpu", "--junitxml", str(out), env={"CONFORMANCE_TORCH_SERIES": "9.9"})
+    assert proc.returncode == exitcodes.USAGE
+    assert "unknown torch series '9.9'" in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    assert not list(tmp_path.iterdir()), "no report for a run that never started"

@@ -210,6 +210,12 @@ def _finish(args, code: int, stop: dict[str, str], tail, final: str, partial: st
         os.replace(partial, final)
         os.remove(journal_path)
         return _PYTEST_EXIT[code]
+    if code == 4 and not data.collected and "cause" not in stop:
+        # pytest rejected the command line or a setting (its message is above): nothing ran, nothing to report.
+        for leftover in (partial, journal_path):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        return exitcodes.USAGE
     if "cause" in stop:
         cause = stop["cause"]
     elif code < 0:
