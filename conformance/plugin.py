@@ -71,7 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
     strict = bool(strict_cli) or builds.env_flag(os.environ, "CONFORMANCE_STRICT") or bool(config.getini("conformance_strict"))
     build = device.detect_build()
     dev = device.probe(name, build)
-    plan = builds.plan(name)
+    try:
+        plan = builds.plan(name)
+    except builds.PinError as exc:
+        raise pytest.UsageError(str(exc)) from None
     st = State(env, strict, dev, build, plan, device.identity(dev, build, plan), device.metadata(env, dev, build, plan))
     config.stash[state_key] = st
 
