@@ -247,7 +247,7 @@ def run_schedule(ctx: RankContext, params: dict) -> dict:
         sched = cls(stages[0], n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
     else:
         sched = cls(stages, n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
-    _maybe_inject_fault(sched, stages)
+    _maybe_inject_fault(sched, stages, p.get("fault"))
 
     first = any(s.is_first for s in stages)
     last = any(s.is_last for s in stages)
@@ -339,15 +339,18 @@ def schedule_error(ctx: RankContext, params: dict) -> dict:
                          "was accepted; expected a constructor error")
 
 
-def _maybe_inject_fault(sched, stages) -> None:
-    """Test-only: break the schedule on purpose when CONFORMANCE_TEST_FAULTS and the fault variable are set."""
-    fault = os.environ.get(FAULT_ENV, "").strip()
+def _maybe_inject_fault(sched, stages, fault: str | None = None) -> None:
+    """Test-only: break the schedule on purpose (the `fault` param or the fault variable), only when
+    CONFORMANCE_TEST_FAULTS is set; otherwise a `fault` param is an error, so it can never pass silently."""
+    fault = fault or os.environ.get(FAULT_ENV, "").strip()
     if not fault:
         return
     from conformance.pool import scenarios
 
     if not scenarios.faults_enabled():
-        return
+        if os.environ.get(FAULT_ENV, "").strip():
+            return  # a stray variable in a normal run is ignored; only the test switch arms it
+        raise RuntimeError("schedule faults are test-only: set CONFORMANCE_TEST_FAULTS=1")
     from conformance.pool import faults
 
     faults.break_schedule(fault, sched, stages)

@@ -1,0 +1,89 @@
+"""End to end: `conformance run` with the test-only fault checks, outcomes read back from its JUnit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+TIMEOUT_S = 10
+
+
+def run_suite(tmp_path, select: str, **env) -> dict[str, tuple[str, str, float]]:
+    """Run the suite on cpu; returns {test name: (outcome, message+text, seconds)}."""
+    xml = tmp_path / "out.xml"
+    full_env = {**os.environ, "CONFORMANCE_CHECK_TIMEOUT": str(TIMEOUT_S), **env}
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
+                           "--", "-q", "-p", "no:randomly", "-k", select],
+                          env=full_env, capture_output=True, text=True, timeout=600)
+    assert xml.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = {}
+    for tc in ET.parse(xml).iter("testcase"):
+        outcome, text = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            el = tc.find(tag)
+            if el is not None:
+                outcome, text = tag, (el.get("message") or "") + "\n" + (el.text or "")
+        out[tc.get("name")] = (outcome, text, float(tc.get("time") or 0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def faults_run(tmp_path_factory):
+    return run_suite(tmp_path_factory.mktemp("faults"), "test_pool_faults", CONFORMANCE_TEST_FAULTS="1")
+
+
+def test_hanging_schedule_fails_within_timeout_with_every_ranks_stack(faults_run):
+    outcome, text, seconds = faults_run["test_fault_hang_schedule"]
+    assert outcome == "failure"
+    assert seconds < TIMEOUT_S + 15
+    for rank in (0, 1):
+        assert f"rank {rank} timed out after {TIMEOUT_S} s" in text
+        assert f"Python stacks of rank {rank}" in text
+    assert text.count("hang_here_forever") >= 2 and "step_hanging" in text
+
+
+def test_checks_after_a_fault_still_pass(faults_run):
+    for name in ("test_fault_after_hang", "test_fault_after_die", "test_fault_after_segfault", "test_fault_last"):
+        assert faults_run[name][0] == "passed", faults_run[name]
+
+
+def test_dying_rank_is_an_error_naming_rank_and_exit(faults_run):
+    outcome, text, _ = faults_run["test_fault_die"]
+    assert outcome == "failure" and "rank 1 exited with code 3" in text
+    outcome, text, _ = faults_run["test_fault_segfault"]
+    assert outcome == "failure" and "rank 1 died with signal SIGSEGV (exit code -11)" in text
+
+
+def test_skip_stays_a_skip_and_half_skip_fails(faults_run):
+    outcome, text, _ = faults_run["test_fault_skip"]
+    assert outcome == "skipped" and "not applicable: skipping on purpose" in text
+    assert faults_run["test_fault_half_skip"][0] == "failure"
+
+
+def test_failing_rank_is_named(faults_run):
+    outcome, text, _ = faults_run["test_fault_fail"]
+    assert outcome == "failure" and "rank 1: AssertionError: rank one is wrong on purpose" in text
+
+
+def test_broken_schedules_fail(faults_run):
+    outcome, text, _ = faults_run["test_fault_drop_microbatch"]
+    assert outcome == "failure" and "number of microbatch losses" in text and "expected 4, got 3" in text
+    outcome, text, _ = faults_run["test_fault_corrupt_grad"]
+    assert outcome == "failure" and "gradient of layers." in text
+
+
+def test_fault_checks_are_not_collected_in_normal_runs(tmp_path):
+    res = run_suite(tmp_path, "test_pool_faults or ScheduleGPipe-world2-fp32")
+    assert list(res) == ["test_schedule[ScheduleGPipe-world2-fp32]"] and res[next(iter(res))][0] == "passed"
+
+
+def test_fault_hook_in_pipelining_fails_the_real_schedule_checks(tmp_path):
+    """The env-var fault hook corrupts gradients inside the ranks; the ordinary checks must notice."""
+    res = run_suite(tmp_path, "test_schedule and world2-fp32 and (GPipe or ZBV)", CONFORMANCE_TEST_FAULTS="1",
+                    CONFORMANCE_TEST_SCHEDULE_FAULT="corrupt_grad")
+    assert set(res) == {"test_schedule[ScheduleGPipe-world2-fp32]", "test_schedule[ScheduleZBVZeroBubble-world2-fp32]"}
+    assert all(v[0] == "failure" and "gradient of" in v[1] for v in res.values()), res
