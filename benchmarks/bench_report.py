@@ -3,7 +3,8 @@
 Generates 16 env files x 5,000 cases plus one env of 50,000 cases (pytest xunit2 style, with suite properties,
 failures with tracebacks, skips, xfails, crashes) in a temporary folder, then times every tool on the same
 inputs in the same run: wall time and peak RSS of the tool's process (each run in a fresh wrapper process, so
-RUSAGE_CHILDREN holds only that tool). Not a test: run it by hand.
+RUSAGE_CHILDREN holds only that tool); CPU time (user+sys) is printed too, since a busy machine inflates wall
+time. Not a test: run it by hand.
 
     python benchmarks/bench_report.py [--repeat 3] [--envs 16] [--cases 5000] [--big 50000] [--keep DIR]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -29,14 +31,15 @@ SCHEDULES = ("ScheduleGPipe", "Schedule1F1B", "ScheduleInterleaved1F1B", "Schedu
              "ScheduleInterleavedZeroBubble", "ScheduleZBVZeroBubble", "ScheduleDualPipeV")
 TRACEBACK = "".join(f"E   line {i} of a realistic assertion traceback with some context text\n" for i in range(12))
 
-# Runs the command given as JSON in argv[1] and prints {"wall": s, "rss_mb": MB, "rc": n}.
+# Runs the command given as JSON in argv[1] and prints {"wall": s, "cpu": s, "rss_mb": MB, "rc": n}.
 _WRAPPER = """
 import json, resource, subprocess, sys, time
 cmd = json.loads(sys.argv[1])
 t = time.perf_counter()
 rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 wall = time.perf_counter() - t
-print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "rc": rc}))
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": use.ru_utime + use.ru_stime, "rss_mb": use.ru_maxrss / 1024, "rc": rc}))
 """
 
 
@@ -126,14 +129,20 @@ def main() -> int:
         else:
             print("junit2html not installed (pip install junit2html): skipped")
 
+    # Other work on the machine inflates wall time but hardly CPU time: print the load so readers can judge.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.2f} before the runs")
     results = {}
     for label, cmd in tools.items():
         runs = [measure(cmd, work) for _ in range(args.repeat)]
         wall = statistics.median(r["wall"] for r in runs)
+        cpu = statistics.median(r["cpu"] for r in runs)
         rss = max(r["rss_mb"] for r in runs)
         rcs = sorted({int(r["rc"]) for r in runs})
-        results[label] = {"wall_s": round(wall, 3), "peak_rss_mb": round(rss, 1), "exit": rcs}
-        print(f"{label:40s} median {wall:6.2f} s  peak RSS {rss:7.1f} MB  exit {rcs}  ({args.repeat} runs)")
+        results[label] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1),
+                          "exit": rcs}
+        print(f"{label:40s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  peak RSS {rss:7.1f} MB  exit {rcs}  "
+              f"(median of {args.repeat})")
     out = work / "out"
     if out.exists():
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.iterdir()))

@@ -46,6 +46,9 @@ def write_output(path: str | os.PathLike[str], render: Callable[[TextIO], None],
         raise
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """`write_output` for an already rendered string."""
-    write_output(path, lambda stream: stream.write(text))
+def write_text(path: str | os.PathLike[str], text: str | bytes) -> None:
+    """`write_output` for an already rendered text (`bytes` are UTF-8 already and written as they are)."""
+    if isinstance(text, bytes):
+        write_output(path, lambda stream: (stream.flush(), stream.buffer.write(text)))
+    else:
+        write_output(path, lambda stream: stream.write(text))

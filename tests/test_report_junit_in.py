@@ -90,11 +90,16 @@ def test_declared_totals_mismatch_is_a_warning():
         "the testcases are what is merged"]
 
 
-def test_bad_time_is_counted_and_warned():
-    xml = b'<testsuite name="s"><testcase classname="test_a" name="t1" time="soon"/></testsuite>'
+def test_bad_times_are_counted_and_warned():
+    xml = (b'<testsuite name="s"><testcase classname="test_a" name="t1" time="soon"/>'
+           b'<testcase classname="test_a" name="t2" time="-1"/><testcase classname="test_a" name="t3" time="nan"/>'
+           b'<testcase classname="test_a" name="t4" time="1,5"/><testcase classname="test_a" name="t5"/>'
+           b'<testcase classname="test_a" name="t6" time="2.50"/></testsuite>')
     parsed = parse_bytes(xml, "x.xml", "x")
-    assert parsed.envs[0].cases[0].time == 0.0
-    assert "1 testcases have a non-numeric time" in parsed.warnings[0].problem
+    assert [(c.time, c.time_text) for c in parsed.envs[0].cases] == [
+        (0.0, "0"), (0.0, "0"), (0.0, "0"), (0.0, "0"), (0.0, "0"), (2.5, "2.50")]
+    assert [w.problem for w in parsed.warnings] == [
+        "4 testcases have no valid time (not a non-negative number); counted as 0 s"]
 
 
 def test_text_over_10_mb_is_read():

@@ -47,3 +47,9 @@ def test_replace_is_atomic_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (calls.append((os.path.dirname(a), b)), real(a, b)))
     write_text(target, "{}")
     assert calls == [(str(tmp_path), target)]
+
+
+def test_bytes_are_written_unchanged(tmp_path):
+    target = tmp_path / "r.json"
+    write_text(target, "é\n".encode("utf-8"))
+    assert target.read_bytes() == b"\xc3\xa9\n"

@@ -31,6 +31,7 @@ from conformance.report.jsonfmt import render_json
 from conformance.report.markdown import render_markdown
 from conformance.report.matrix import build_matrix
 from conformance.report.merge import MergeError, render_merged
+from conformance.report.render import RenderError, render_all
 
 FORMATS: dict[str, tuple[str, Callable[[m.Matrix], str]]] = {
     "xml": (MERGED_NAME, render_merged),
@@ -133,10 +134,11 @@ def _run(args: argparse.Namespace) -> int:
 
     # Render everything before writing anything: a failed render (or merge check) leaves old reports intact.
     try:
-        texts = [(out_dir / FORMATS[f][0], FORMATS[f][1](matrix)) for f in formats]
-    except MergeError as exc:
+        rendered = render_all(matrix, [(f, FORMATS[f][1]) for f in formats])
+    except (MergeError, RenderError) as exc:
         _err(f"internal error: {exc}; nothing written")
         return exitcodes.INTERNAL
+    texts = [(out_dir / FORMATS[f][0], text) for f, text in zip(formats, rendered)]
     try:
         for path, text in texts:
             write_text(path, text)

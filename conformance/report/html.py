@@ -129,7 +129,7 @@ def _filters(matrix: m.Matrix) -> str:
 def _data(matrix: m.Matrix) -> str:
     letter = m.LETTER
     rows: list[list[object]] = []
-    times: list[tuple[float | None, ...]] = []
+    times: list[str] = []  # per row "t0,t1,..." as written in the inputs: strings embed far faster than floats
     msgs: dict[str, str] = {}
     budget = MESSAGE_BUDGET
     area_index = {a: i for i, a in enumerate(matrix.areas)}
@@ -150,11 +150,11 @@ def _data(matrix: m.Matrix) -> str:
                 budget -= len(detail)
             msgs[f"{r}:{e}"] = text
         rows.append([row.key, area_index[row.area], codes, 1 if row.divergent else 0])
-        times.append(row.times)
+        times.append(row.time_texts)
     data = {
         "envs": [c.name for c in matrix.envs],
         "envShort": [_short(c) for c in matrix.envs],
-        "envTitles": ["\n".join(f"{k}: {v}" for k, v in _meta(c)) for c in matrix.envs],
+        "envTitles": ["\n".join(f"{k}: {v}" for k, v in _meta(c) if v) for c in matrix.envs],
         "areas": matrix.areas,
         "labels": {letter[o]: m.LABEL[o] for o in m.OUTCOMES},
         "rows": rows, "times": times, "msgs": msgs,

@@ -104,9 +104,9 @@ JS = r"""
         html.push("<tr class=\"grp" + (row[3] ? " div" : "") + "\"><th colspan=" + n + ">" +
           (row[3] ? "divergent · " : "") + esc(D.areas[row[1]]) + "</th></tr>");
       }
-      var cells = "";
+      var cells = "", ts = D.times[r].split(",");
       for (var k = 0; k < s.cols.length; k++) {
-        var e = s.cols[k], code = row[2].charAt(e), t = D.times[r][e], key = r + ":" + e;
+        var e = s.cols[k], code = row[2].charAt(e), t = code === "M" ? null : ts[e], key = r + ":" + e;
         var has = Object.prototype.hasOwnProperty.call(D.msgs, key);
         var title = D.envs[e] + ": " + D.labels[code] + (t === null ? "" : " (" + t + " s)") + (has ? " - click for the message" : "");
         cells += "<td class=\"c o-" + code + (has ? " has" : "") + "\" data-k=\"" + key + "\" title=\"" + esc(title) +

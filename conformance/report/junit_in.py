@@ -22,6 +22,7 @@ _KEEP_TAGS = _RESULT_TAGS | {"system-out", "system-err", "rerunFailure", "rerunE
 # expat error codes that mean "the document stops early": what a file still being written looks like.
 _TRUNCATION_CODES = {3, 5, 6}  # no element found, unclosed token, partial character
 _JUNK_AFTER_ROOT = 9
+_INF = float("inf")
 
 _PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.S)
 _TAG = re.compile(rb"\s*<([A-Za-z_][\w.:-]*)")
@@ -146,8 +147,13 @@ class _Reader:
         try:
             time = float(raw_time) if raw_time else 0.0
         except ValueError:
+            time = -1.0
+        if not 0.0 <= time < _INF:  # negative, nan, inf or not a number: no schema-valid duration
             time = 0.0
+            raw_time = "0"
             self.bad_times += 1
+        elif not raw_time:
+            raw_time = "0"
         kids: list[tuple[str, str | None, str | None, str]] = []
         results = []
         for child in elem:
@@ -171,9 +177,9 @@ class _Reader:
             classname = classname[len(env.name) + 1:]
         if results:
             outcome, message, detail = classify(results)
-            env.cases.append(m.Cell(classname, get("name", ""), outcome, time, message, detail, tuple(kids)))
+            env.cases.append(m.Cell(classname, get("name", ""), outcome, time, message, detail, tuple(kids), raw_time))
         else:
-            env.cases.append(m.Cell(classname, get("name", ""), m.PASSED, time, "", "", tuple(kids)))
+            env.cases.append(m.Cell(classname, get("name", ""), m.PASSED, time, "", "", tuple(kids), raw_time))
 
 
 def parse_bytes(data: bytes, path: str, default_env: str, *, split_suites: bool | None = None) -> Parsed:
@@ -230,8 +236,8 @@ def parse_bytes(data: bytes, path: str, default_env: str, *, split_suites: bool 
             out.warnings.append(m.InputWarning(path, f"suite totals disagree with its testcases ({diff}); "
                                                      "the testcases are what is merged"))
     if reader.bad_times:
-        out.warnings.append(m.InputWarning(path, f"{reader.bad_times} testcases have a non-numeric time; "
-                                                 "counted as 0 s"))
+        out.warnings.append(m.InputWarning(path, f"{reader.bad_times} testcases have no valid time (not a "
+                                                 "non-negative number); counted as 0 s"))
     if not split and envs and not envs[0].cases and not problem:
         out.warnings.append(m.InputWarning(path, "contains no testcases (nothing collected?)"))
     for env in envs:

@@ -82,8 +82,9 @@ def build_matrix(envs: list[m.EnvResult], warnings: list[m.InputWarning] | None 
         kinds.discard(m.UNAVAILABLE)
         cell = next(c for c in slots if c is not None)
         times = tuple([c.time if c is not None else None for c in slots])
+        texts = ",".join([(c.time_text or f"{c.time:g}") if c is not None else "" for c in slots])
         rows.append((order, m.Row(key, cell.classname, cell.name, area_of(cell.classname), tuple(slots), outcomes,
-                                  "".join(map(letter, outcomes)), times, len(kinds) > 1)))
+                                  "".join(map(letter, outcomes)), times, texts, len(kinds) > 1)))
     # Within an area keep first-seen (test file) order, which reads better than alphabetical ids.
     rows.sort(key=lambda pair: (not pair[1].divergent, pair[1].area, pair[0]))
     columns = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,7 @@ class Cell:
     detail: str = ""  # traceback or skip text, may be long
     # (tag, type, message, text) of every child element kept for merged.xml (failure, skipped, system-out ...).
     children: tuple[tuple[str, str | None, str | None, str], ...] = ()
+    time_text: str = ""  # `time` as written in the input: copied, never re-formatted (130k floats cost)
 
     @property
     def key(self) -> str:
@@ -158,8 +160,9 @@ class EnvResult:
     errors: int = 0
     skipped: int = 0
 
-    @property
+    @functools.cached_property
     def time(self) -> float:
+        """Sum of the testcase times (read once the cases are complete; renderers ask several times)."""
         return sum(c.time for c in self.cases)
 
     def by_key(self) -> dict[str, Cell]:
@@ -182,6 +185,7 @@ class Row:
     outcomes: tuple[str, ...]  # per env, MISSING where the cell is None (computed once, read by every renderer)
     codes: str  # the same as one LETTER per env ("PPFM"): cheap to scan, embed and compare
     times: tuple[float | None, ...]  # seconds per env, None where missing
+    time_texts: str  # the input time texts joined by "," ("" where missing), for the HTML data
     divergent: bool
 
     def outcome(self, i: int) -> str:
