@@ -87,7 +87,9 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
     got = _installed_torch()
     expected = f"{plan.version}+{plan.variant}"
     if got not in (expected, plan.version if plan.variant == builds.PYPI_DEFAULT_VARIANT else expected):
-        _say(f"WARNING: got torch {got}, not {expected}; the build identity check will report it")
+        consequence = ("the CPU checks run on it and the report records its variant" if plan.device == "cpu"
+                       else "the build identity check will fail and say so")
+        _say(f"WARNING: got torch {got}, not {expected}; {consequence}")
     else:
         _say(f"installed torch {got}")
     return exitcodes.OK
