@@ -118,3 +118,20 @@ def test_module_entry_point_runs_in_a_subprocess(reports):
                           text=True, cwd=reports.parent, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == exitcodes.FAILED, proc.stderr
     assert "conformance report: 18 checks x 4 envs" in proc.stdout
+
+
+def test_output_dir_dash_writes_one_format_to_stdout(reports, capsys):
+    assert main(["report", "--format", "md", "--output-dir", "-"]) == exitcodes.FAILED
+    out, err = capsys.readouterr()
+    assert out.startswith("## Pipeline-parallel conformance across devices\n")
+    assert "conformance report: 18 checks x 4 envs" in err  # the summary stays out of the report
+    assert not (reports / "compatibility.md").exists() and not (reports.parent / "-").exists()
+    assert main(["report", "--output-dir", "-"]) == exitcodes.USAGE
+    assert "writes one report to stdout" in capsys.readouterr().err
+
+
+def test_unwritable_output_dir_is_a_clear_error(reports, capsys):
+    # A folder below a regular file cannot be created, even by root (file permissions would not stop root).
+    assert main(["report", "--output-dir", "reports/cpu.xml/sub"]) == exitcodes.USAGE
+    err = capsys.readouterr().err
+    assert "cannot write reports/cpu.xml/sub: Not a directory" in err and "Traceback" not in err

@@ -67,17 +67,29 @@ def test_partial_file_without_final_file_is_read_as_incomplete(reports):
 
 def test_partial_beside_final_and_lock_markers_warn(reports):
     (reports / "cuda.xml.partial").write_text("<testsuites><testsuite name='x'>")
-    (reports / "cpu.xml.lock").write_text("")
+    (reports / "cpu.xml.lock").write_text("pid 12")
     (reports / "hpu.lock").write_text("")
+    (reports / "xpu.xml.journal").write_text("")
     found = find_inputs([])
     assert [p.name for p in found.files] == ["cpu.xml", "cuda.xml"]
     problems = sorted(f"{Path(w.path).name}: {w.problem}" for w in found.warnings)
     assert problems == [
-        "cpu.xml: lock marker cpu.xml.lock exists: a run may still be writing this file",
+        "cpu.xml: lock marker cpu.xml.lock exists: a run may still be writing this env",
         "cuda.xml: cuda.xml.partial exists beside it: a newer run may still be writing this env; the finished "
         "file was used",
-        "hpu.lock: env 'hpu' is locked by a run that has written no results yet",
+        "hpu.lock: env 'hpu': a run has written no results yet (hpu.lock exists)",
+        "xpu.xml.journal: env 'xpu': a run has written no results yet (xpu.xml.journal exists)",
     ]
+
+
+def test_markers_of_a_partial_file_are_found_by_env(reports):
+    data = (DATA / "matrix" / "xpu.xml").read_bytes()
+    (reports / "xpu.xml.partial").write_bytes(data)
+    (reports / "xpu.xml.journal").write_text("")
+    found = find_inputs([])
+    problems = [w.problem for w in found.warnings if w.env == "xpu"]
+    assert any("results journal xpu.xml.journal exists" in p for p in problems)
+    assert not any("has written no results yet" in p for p in problems)
 
 
 def test_same_base_name_in_two_folders_stays_two_columns(tmp_path):

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from conformance import __version__, exitcodes
-from conformance.output import write_text
+from conformance.output import STDOUT, write_text
 from conformance.report import baseline as baseline_mod
 from conformance.report import model as m
 from conformance.report.console import summary_lines
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("junit_files", nargs="*", metavar="JUNIT_FILES",
                    help="JUnit XML files, folders or globs (default: reports/*.xml, without merged.xml)")
     p.add_argument("--output-dir", default=DEFAULT_DIR, metavar="DIR",
-                   help="where the reports go (default: reports/)")
+                   help="where the reports go (default: reports/); '-' writes the one --format to stdout")
     p.add_argument("--baseline", metavar="PATH",
                    help="a previous compatibility.json or merged.xml: list regressions and fixes")
     p.add_argument("--expect", default="", metavar="ENV,...",
@@ -100,7 +100,11 @@ def _run(args: argparse.Namespace) -> int:
     if unknown or not formats:
         _err(f"unknown --format {', '.join(unknown) or repr(args.format)} (choose from {', '.join(FORMATS)})")
         return exitcodes.USAGE
-    out_dir = Path(args.output_dir)
+    to_stdout = args.output_dir == STDOUT
+    if to_stdout and len(formats) != 1:
+        _err("--output-dir - writes one report to stdout: pick it with --format (e.g. --format md)")
+        return exitcodes.USAGE
+    out_dir = Path(DEFAULT_DIR if to_stdout else args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         _err(f"--output-dir {out_dir} exists and is not a folder")
         return exitcodes.USAGE
@@ -138,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     except (MergeError, RenderError) as exc:
         _err(f"internal error: {exc}; nothing written")
         return exitcodes.INTERNAL
-    texts = [(out_dir / FORMATS[f][0], text) for f, text in zip(formats, rendered)]
+    texts = [(STDOUT if to_stdout else out_dir / FORMATS[f][0], text) for f, text in zip(formats, rendered)]
     try:
         for path, text in texts:
             write_text(path, text)
@@ -149,9 +153,12 @@ def _run(args: argparse.Namespace) -> int:
     for w in matrix.warnings:
         _err(f"warning: {w}")
     try:
+        # With the report itself on stdout, the summary must not mix into it.
+        stream = sys.stderr if to_stdout else sys.stdout
         for line in summary_lines(matrix):
-            print(line)
-        print("wrote " + ", ".join(str(p) for p, _ in texts))
+            print(line, file=stream)
+        if not to_stdout:
+            print("wrote " + ", ".join(str(p) for p, _ in texts))
         sys.stdout.flush()
     except BrokenPipeError:
         # `conformance report | head`: the reader left; the reports are written, the exit code still matters.

@@ -13,7 +13,11 @@ from conformance.report.junit_in import parse_bytes
 
 MERGED_NAME = "merged.xml"
 PARTIAL_SUFFIX = ".partial"  # reports/<env>.xml.partial: written while the run goes on, renamed at the end
-LOCK_SUFFIXES = (".lock",)  # reports/<env>.xml.lock or reports/<env>.lock: a run holds the file
+# Files `conformance run` keeps beside reports/<env>.xml while it runs (<env>.lock is accepted too).
+MARKERS = {
+    ".lock": "lock marker {name} exists: a run may still be writing this env",
+    ".journal": "results journal {name} exists: a run of this env is in progress, or died before writing its JUnit",
+}
 
 
 @dataclass
@@ -70,12 +74,13 @@ def find_inputs(args: list[str], default_dir: str = "reports", exclude: Path | N
         for partial in base.glob("*.xml" + PARTIAL_SUFFIX):
             if not partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)]).exists():
                 candidates.append(partial)
-        for lock in sorted(base.glob("*.lock")):
-            stem = lock.name[: -len(".lock")]
-            stem = stem[:-4] if stem.endswith(".xml") else stem
-            if not (base / f"{stem}.xml").exists() and not (base / f"{stem}.xml{PARTIAL_SUFFIX}").exists():
-                out.warnings.append(m.InputWarning(_display(lock), f"env '{stem}' is locked by a run that has "
-                                                                   "written no results yet", env=stem))
+        for suffix in MARKERS:
+            for marker in sorted(base.glob("*" + suffix)):
+                stem = marker.name[: -len(suffix)]
+                stem = stem[:-4] if stem.endswith(".xml") else stem
+                if not (base / f"{stem}.xml").exists() and not (base / f"{stem}.xml{PARTIAL_SUFFIX}").exists():
+                    out.warnings.append(m.InputWarning(_display(marker), f"env '{stem}': a run has written no "
+                                                       f"results yet ({marker.name} exists)", env=stem))
     seen: dict[Path, Path] = {}
     excluded = exclude.resolve() if exclude is not None else None
     for path in candidates:
@@ -109,11 +114,10 @@ def _in_progress(path: Path) -> list[m.InputWarning]:
             found.append(m.InputWarning(_display(path), f"{partial.name} exists beside it: a newer run may still "
                                                         "be writing this env; the finished file was used",
                                         env=stem))
-    for suffix in LOCK_SUFFIXES:
-        for lock in {path.with_name(path.name + suffix), path.with_name(stem + suffix)}:
-            if lock.exists():
-                found.append(m.InputWarning(_display(path), f"lock marker {lock.name} exists: a run may still be "
-                                                            "writing this file", env=stem))
+    for suffix, text in MARKERS.items():
+        for marker in sorted({path.with_name(f"{stem}.xml{suffix}"), path.with_name(stem + suffix)}):
+            if marker.exists():
+                found.append(m.InputWarning(_display(path), text.format(name=marker.name), env=stem))
     return found
 
 
