@@ -11,7 +11,8 @@ Files live in `conformance/expectations/`; the file name says when a file applie
 
 Each line is a test-id prefix (node id relative to the suite, e.g.
 `test_split.py::test_pipe_numerics[TransformerBlock-bf16]`) followed by an optional `# comment` with the
-upstream link; a comment-only line just above an entry also belongs to it. Every collected check whose node id
+upstream link. A block of comment lines heads a group of entries (up to the next blank line or comment block):
+an entry without its own comment takes the block's text as its reason. Every collected check whose node id
 starts with an entry becomes `xfail(strict=True)`, so an upstream fix shows as an unexpected pass (a failure)
 and the entry can be removed. An entry that matches no collected check is reported as a warning naming the
 file and line: it is either a typo or stale (entries for a check module the run did not select at all, e.g.
@@ -64,7 +65,7 @@ def applies(filename: str, device: str, version: tuple[int, int] | None) -> bool
 
 def parse(text: str, file: str, path: str = "") -> list[Entry]:
     entries: list[Entry] = []
-    pending: list[str] = []  # comment-only lines directly above an entry
+    pending: list[str] = []  # the comment block heading the current group of entries
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -73,11 +74,13 @@ def parse(text: str, file: str, path: str = "") -> list[Entry]:
         prefix, _, comment = line.partition("#")
         prefix, comment = prefix.strip(), comment.strip()
         if not prefix:
+            if entries and entries[-1].line == lineno - 1:
+                pending = []  # a comment after entries starts the next group's block
             pending.append(comment)
             continue
-        reason = " ".join([*pending, comment]).strip()
+        # an entry's own comment wins; else the comment block heading its group (entries up to a blank line)
+        reason = comment or " ".join(pending).strip()
         entries.append(Entry(prefix, reason, file, lineno, path or file))
-        pending = []
     return entries
 
 

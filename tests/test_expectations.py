@@ -26,7 +26,7 @@ def test_applies(name, device, version, applies):
     assert expectations.applies(name, device, version) is applies
 
 
-def test_parse_comments_attach_to_entries():
+def test_parse_comment_blocks_head_their_group():
     text = "\n".join([
         "# header, separated by a blank line: belongs to nothing",
         "",
@@ -35,12 +35,19 @@ def test_parse_comments_attach_to_entries():
         "test_schedules.py::test_x[world2]",
         "test_split.py::test_y  # inline https://example.invalid/1",
         "test_split.py::test_z",
+        "# second",
+        "# block",
+        "test_split.py::test_w",
+        "",
+        "test_split.py::test_v",
     ])
     got = expectations.parse(text, "e/cpu.txt")
     assert [(e.prefix, e.reason, e.line) for e in got] == [
         ("test_schedules.py::test_x[world2]", "pytorch#132644: gloo hang https://github.com/pytorch/pytorch/issues/132644", 5),
         ("test_split.py::test_y", "inline https://example.invalid/1", 6),
-        ("test_split.py::test_z", "", 7),
+        ("test_split.py::test_z", "pytorch#132644: gloo hang https://github.com/pytorch/pytorch/issues/132644", 7),
+        ("test_split.py::test_w", "second block", 10),
+        ("test_split.py::test_v", "", 12),
     ]
 
 
