@@ -16,12 +16,15 @@ from conformance.report.html_assets import CSS, JS
 MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
 MESSAGE_BUDGET = 8_000_000  # all messages together; beyond it only the one-line reason is kept
 
-# Columns of the env table: (header, property keys joined with a space).
+# Env build metadata: (label, property keys joined with a space). The first _COLUMNS are env-table columns;
+# all of them are in the env name's tooltip and in the matrix header tooltips.
 _META = (
     ("torch", ("torch_version",)), ("variant", ("torch_variant", "torch_source")),
     ("runtime", ("runtime", "runtime_version")), ("driver", ("driver_version",)), ("device", ()),
-    ("backend", ("backend",)), ("python", ("python_version",)), ("host", ("hostname",)), ("started", ("start_time",)),
+    ("backend", ("backend",)), ("host", ("hostname",)), ("python", ("python_version",)), ("started", ("start_time",)),
+    ("conformance", ("conformance_version",)),
 )
+_COLUMNS = 7
 _NOTABLE = re.compile(f"[^{m.LETTER[m.PASSED]}{m.LETTER[m.MISSING]}]")
 _BAR = {m.PASSED: "#3aa55b", m.FAILED: "#d33", m.ERROR: "#f08a24", m.CRASHED: "#5b1a5b", m.XPASS: "#c54fb8",
         m.XFAIL: "#e6c200", m.SKIPPED: "#bbb", m.UNAVAILABLE: "#8da2bf", m.NOT_APPLICABLE: "#ddd",
@@ -60,22 +63,30 @@ def _bar(counts: m.Counts) -> str:
     return f'<div class="bar">{spans}</div>'
 
 
+def _env_title(col: m.EnvColumn) -> str:
+    lines = [f"{k}: {v}" for k, v in _meta(col) if v]
+    lines.append(f"file: {col.result.path} ({col.result.time:.1f} s of checks)")
+    return "\n".join(lines)
+
+
 def _env_table(matrix: m.Matrix) -> list[str]:
-    heads = "".join(f"<th>{label}</th>" for label, _ in _META)
-    out = [f'<table class="envs"><thead><tr><th>env</th><th>result</th>{heads}<th>file</th></tr></thead><tbody>']
+    heads = "".join(f"<th>{label}</th>" for label, _ in _META[:_COLUMNS])
+    out = [f'<table class="envs"><thead><tr><th>env</th><th>passed</th><th>other outcomes</th>{heads}</tr></thead>'
+           "<tbody>"]
     for col in matrix.envs:
         c = col.counts
         badge = '<span class="badge o-F">FAIL</span>' if c.problems else '<span class="badge o-P">ok</span>'
-        status = ""
+        others = ", ".join(f"{c.get(o)} {m.LABEL[o]}" for o in m.OUTCOMES if o != m.PASSED and c.get(o))
         if col.result.incomplete:
-            status = f'<div class="regress">incomplete: {escape(col.result.incomplete)}</div>'
-        meta = "".join(f'<td class="meta">{escape(v)}</td>' for _, v in _meta(col))
-        out.append(f'<tr><td class="name">{badge} {escape(col.name)}</td>'
-                   f"<td>{escape(c.describe())}{_bar(c)}{status}</td>{meta}"
-                   f'<td class="meta"><code>{escape(col.result.path)}</code> · {col.result.time:.1f} s</td></tr>')
+            others = f'<b class="regress">incomplete</b>: {escape(col.result.incomplete)}; {escape(others)}'
+        else:
+            others = escape(others)
+        meta = "".join(f'<td class="meta">{escape(v)}</td>' for _, v in _meta(col)[:_COLUMNS])
+        out.append(f'<tr><td class="name" title="{escape(_env_title(col))}">{badge} {escape(col.name)}</td>'
+                   f'<td class="num">{c.passed}/{c.total}{_bar(c)}</td><td class="others">{others}</td>{meta}</tr>')
     for name in matrix.absent_envs:
         out.append(f'<tr><td class="name"><span class="badge o-M">none</span> {escape(name)}</td>'
-                   f'<td class="regress" colspan="{len(_META) + 2}">expected (--expect), but no results file</td></tr>')
+                   f'<td class="regress" colspan="{_COLUMNS + 2}">expected (--expect), but no results file</td></tr>')
     out.append("</tbody></table>")
     return out
 
@@ -154,7 +165,7 @@ def _data(matrix: m.Matrix) -> str:
     data = {
         "envs": [c.name for c in matrix.envs],
         "envShort": [_short(c) for c in matrix.envs],
-        "envTitles": ["\n".join(f"{k}: {v}" for k, v in _meta(c) if v) for c in matrix.envs],
+        "envTitles": [_env_title(c) for c in matrix.envs],
         "areas": matrix.areas,
         "labels": {letter[o]: m.LABEL[o] for o in m.OUTCOMES},
         "rows": rows, "times": times, "msgs": msgs,

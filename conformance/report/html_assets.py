@@ -13,10 +13,12 @@ table { border-collapse: collapse; }
 .envs th, .changes th { background: #f3f5f8; }
 .envs .name { font-weight: 600; white-space: nowrap; }
 .meta { color: var(--muted); font-size: .92em; }
-.envs td.meta { max-width: 16em; }
+.envs td.meta { max-width: 18em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.envs td.num { white-space: nowrap; } .envs td.others { font-size: .92em; max-width: 26em; }
+.envs td.name { cursor: help; }
 .badge { display: inline-block; font-size: .8em; font-weight: 700; padding: 0 4px; border-radius: 3px; min-width: 2.6em;
   text-align: center; }
-.bar { display: flex; width: 220px; height: 10px; border: 1px solid var(--b); margin-top: 3px; }
+.bar { display: flex; width: 120px; height: 8px; border: 1px solid var(--b); margin-top: 2px; }
 .bar span { display: block; height: 100%; }
 .warn { background: #fff8e1; border: 1px solid #e6c200; padding: .5em 1em; }
 .warn li { margin: .15em 0; } code { font-size: .95em; }
@@ -31,10 +33,10 @@ table { border-collapse: collapse; }
 #matrix { font-size: 12.5px; }
 #matrix th, #matrix td { border: 1px solid #e1e4e8; padding: 1px 4px; }
 #matrix thead th { position: sticky; top: 0; z-index: 3; background: #f3f5f8; font-weight: 600; vertical-align: bottom;
-  max-width: 9em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  max-width: 7em; overflow-wrap: anywhere; }
 #matrix thead th small { display: block; font-weight: 400; color: var(--muted); }
 #matrix td.id, #matrix th.id { position: sticky; left: 0; z-index: 2; background: #fff; text-align: left;
-  font-family: ui-monospace, SFMono-Regular, Menlo, monospace; white-space: nowrap; max-width: 46em; overflow: hidden;
+  font-family: ui-monospace, SFMono-Regular, Menlo, monospace; white-space: nowrap; max-width: 34em; overflow: hidden;
   text-overflow: ellipsis; }
 #matrix thead th.id { z-index: 4; background: #f3f5f8; }
 #matrix tr.grp th { position: static; text-align: left; background: #e9edf2; font-weight: 600; }
@@ -112,7 +114,9 @@ JS = r"""
         cells += "<td class=\"c o-" + code + (has ? " has" : "") + "\" data-k=\"" + key + "\" title=\"" + esc(title) +
           "\">" + code + (s.times && t !== null ? " <small>" + t + "</small>" : "") + "</td>";
       }
-      html.push("<tr data-r=" + r + "><td class=id title=\"" + esc(row[0]) + "\">" + esc(row[0]) + "</td>" + cells + "</tr>");
+      // The group row names the area: drop the matching module from the id to keep the column narrow.
+      var prefix = "test_" + D.areas[row[1]] + "::", label = row[0].indexOf(prefix) === 0 ? row[0].slice(prefix.length) : row[0];
+      html.push("<tr data-r=" + r + "><td class=id title=\"" + esc(row[0]) + "\">" + esc(label) + "</td>" + cells + "</tr>");
     }
     body.innerHTML = html.join("");
     status.textContent = "showing " + shown + " of " + total + " matching checks (" + D.rows.length + " in all)";
