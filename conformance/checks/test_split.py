@@ -104,6 +104,19 @@ def test_split_points_at_edges(conformance, torch_device, point, layer):
     assert_close("Pipe.forward", pipe(x)[0], expected, device=conformance.dev.name)
 
 
+def test_pipeline_twice_same_module(conformance, torch_device):
+    """Splitting one module a second time follows only the second split_spec (the first call's points are gone)."""
+    import torch
+    from torch.distributed.pipelining import SplitPoint
+
+    model = models.transformer_like().to(torch_device)
+    x = torch.randn(4, 16, device=torch_device)
+    splitting.split(model, (x,), split_spec={"layers.4": SplitPoint.BEGINNING})
+    again = splitting.split(model, (x,), split_spec={"layers.2": SplitPoint.BEGINNING})
+    _check_stages("pipeline", again, [_layer_keys(range(0, 2)), _layer_keys(range(2, N_LAYERS))],
+                  "a second pipeline() of the same module with {'layers.2': BEGINNING} after {'layers.4': BEGINNING}")
+
+
 @pytest.mark.parametrize("n_stages", [2, 4, 8], ids=str)
 def test_pipe_split_markers(conformance, torch_device, n_stages):
     """`pipe_split()` calls in `forward` (no split_spec) cut the model after the marked layers."""
