@@ -64,7 +64,8 @@ def find_inputs(args: list[str], default_dir: str = "reports", exclude: Path | N
         for arg in args:
             paths, found = _expand(arg)
             if not found:
-                out.warnings.append(m.InputWarning(arg, "no such file"))
+                glob_like = any(ch in arg for ch in "*?[")
+                out.warnings.append(m.InputWarning(arg, "matches no file" if glob_like else "no such file"))
             candidates += paths
     else:
         out.searched = os.path.join(default_dir, "*.xml")

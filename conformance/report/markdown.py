@@ -114,9 +114,10 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     if diff is not None:
         _baseline(out, diff, cut)
     names = [c.name for c in matrix.envs]
-    divergent = [r for r in matrix.rows if r.divergent]
+    # Rows where something broke come first, so a truncated comment still shows every failure it can.
+    divergent = sorted((r for r in matrix.rows if r.divergent), key=lambda r: not r.problem)
     if divergent:
-        out.add(f"### Divergent checks ({len(divergent)})")
+        out.add(f"### Divergent checks ({len(divergent)}; those with failures first)")
         out.add("")
         out.add("| area | check | " + " | ".join(_plain(n) for n in names) + " |")
         out.add("|---|---|" + "---|" * len(names))

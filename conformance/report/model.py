@@ -192,6 +192,11 @@ class Row:
         return self.outcomes[i]
 
     @property
+    def problem(self) -> bool:
+        """Some env failed, errored, crashed or strictly xpassed this check."""
+        return any(o in PROBLEMS for o in self.outcomes)
+
+    @property
     def consensus(self) -> str:
         """The outcome of a non-divergent row (`unavailable` only when no env had the device)."""
         for outcome in self.outcomes:
