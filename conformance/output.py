@@ -48,7 +48,12 @@ def write_output(path: str | os.PathLike[str], render: Callable[[TextIO], None],
 
 def write_text(path: str | os.PathLike[str], text: str | bytes) -> None:
     """`write_output` for an already rendered text (`bytes` are UTF-8 already and written as they are)."""
-    if isinstance(text, bytes):
-        write_output(path, lambda stream: (stream.flush(), stream.buffer.write(text)))
-    else:
-        write_output(path, lambda stream: stream.write(text))
+
+    def render(stream: TextIO) -> None:
+        if isinstance(text, bytes):
+            stream.flush()
+            stream.buffer.write(text)
+        else:
+            stream.write(text)
+
+    write_output(path, render)

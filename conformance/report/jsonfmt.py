@@ -48,8 +48,8 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
         item: dict[str, Any] = {"id": row.key, "area": row.area, "divergent": row.divergent,
                                 "outcomes": row.outcomes, "times": row.times}
         # Passed and missing cells carry no message: let the regex engine skip them.
-        messages = {names[i]: cells[i].message for i in map(_start, _NOTABLE.finditer(row.codes))
-                    if cells[i].message}  # type: ignore[union-attr]
+        notable = [(i, cells[i]) for i in map(_start, _NOTABLE.finditer(row.codes))]
+        messages = {names[i]: c.message for i, c in notable if c is not None and c.message}
         if messages:
             item["messages"] = messages
         rows.append(item)

@@ -81,7 +81,6 @@ class _Reader:
         self.bad_times = 0
         self.declared = [0, 0, 0, 0]  # tests, failures, errors, skipped of top-level suites
         self.has_declared = False
-        self.complete_suites = 0
 
     def _env(self) -> m.EnvResult:
         if self.current is None:
@@ -128,8 +127,6 @@ class _Reader:
                     env.system_err += text
                 elem.clear()
             elif tag == "testsuite":
-                if "testsuite" not in stack:
-                    self.complete_suites += 1
                 elem.clear()
 
     def _declare(self, elem: ET.Element) -> None:
