@@ -51,9 +51,23 @@ class RunReport:
     restarted: bool = False  # the pool was torn down after this task
 
 
+START_ENV = "CONFORMANCE_POOL_START"
+
+
+def default_start_method() -> str:
+    """forkserver where available: torch is imported once in the server and every rank (and every restart after a
+    hang) is a cheap fork of a process that never touched a device; spawn (set CONFORMANCE_POOL_START=spawn)
+    pays `import torch` per rank per start."""
+    chosen = os.environ.get(START_ENV, "").strip()
+    if chosen:
+        return chosen
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
 class LocalPool:
     def __init__(self, world_size: int, device_type: str, backend: str, *, timeout_s: float = 120.0,
-                 pg_timeout_s: float | None = None, startup_timeout_s: float = 300.0, grace_s: float = GRACE_S):
+                 pg_timeout_s: float | None = None, startup_timeout_s: float = 300.0, grace_s: float = GRACE_S,
+                 start_method: str | None = None):
         self.world_size = world_size
         self.device_type = device_type
         self.backend = backend
@@ -62,6 +76,7 @@ class LocalPool:
         self.pg_timeout_s = pg_timeout_s or max(5.0, min(timeout_s * 0.75, timeout_s - 5.0))
         self.startup_timeout_s = startup_timeout_s
         self.grace_s = grace_s
+        self.start_method = start_method or default_start_method()
         self.procs: list = []
         self._seq = 0
         self._dir: str | None = None
@@ -79,10 +94,14 @@ class LocalPool:
             for k, v in worker.ACCELERATOR_ENV.items():
                 os.environ.setdefault(k, v)  # spawned ranks inherit it before any communicator exists
         t0 = time.perf_counter()
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            # Only torch: nothing in the server may create a device context or threads a fork would copy.
+            ctx.set_forkserver_preload(["torch", "torch.distributed", "conformance.pool.worker"])
         self._dir = tempfile.mkdtemp(prefix=f"conformance-pool-w{self.world_size}-")
         cfg = worker.WorkerConfig(self.world_size, self.device_type, self.backend,
-                                  os.path.join(self._dir, "store"), self._dir, self.pg_timeout_s, os.getpid())
+                                  os.path.join(self._dir, "store"), self._dir, self.pg_timeout_s, os.getpid(),
+                                  dict(os.environ))
         self.results = ctx.Queue()
         self.tasks = [ctx.Queue() for _ in range(self.world_size)]
         self.procs = [ctx.Process(target=worker.main, args=(r, cfg, self.tasks[r], self.results),

@@ -58,8 +58,10 @@ class Pools:
             raise PoolError(self._broken[world_size])
         pool = self._pools.get(world_size)
         if pool is None:
+            # Isolate mirrors MultiProcessTestCase: freshly spawned interpreters for every check.
             pool = self._pools[world_size] = LocalPool(world_size, self.device_type, self.backend,
-                                                       timeout_s=self.timeout_s)
+                                                       timeout_s=self.timeout_s,
+                                                       start_method="spawn" if self.mode == "isolate" else None)
         try:
             return pool.run(task, timeout_s=timeout_s)
         except PoolError as exc:

@@ -31,6 +31,8 @@ class WorkerConfig:
     stacks_dir: str
     pg_timeout_s: float
     parent_pid: int
+    # The environment at pool start: a forkserver child inherits the server's (older) environment instead.
+    env: dict | None = None
 
 
 def stacks_path(stacks_dir: str, rank: int) -> str:
@@ -65,6 +67,17 @@ def execute(ctx: RankContext, task: Task) -> Result:
                       traceback=traceback.format_exc(), seconds=dt)
 
 
+def _alive(pid: int) -> bool:
+    # Not getppid(): under forkserver the parent is the fork server, not the pytest process.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def init_group(cfg: WorkerConfig, rank: int):
     import torch
     import torch.distributed as dist
@@ -82,7 +95,10 @@ def init_group(cfg: WorkerConfig, rank: int):
 
 
 def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
-    """Entry point of a rank process (multiprocessing spawn target)."""
+    """Entry point of a rank process (multiprocessing spawn or forkserver target)."""
+    if cfg.env is not None:
+        os.environ.clear()
+        os.environ.update(cfg.env)
     try:
         os.setpgid(0, 0)  # own process group: teardown kills whatever this rank started too
     except OSError:
@@ -110,7 +126,7 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
             try:
                 task = tasks.get(timeout=1.0)
             except queue.Empty:
-                if os.getppid() != cfg.parent_pid:  # pytest is gone: don't linger as an orphan
+                if not _alive(cfg.parent_pid):  # pytest is gone: don't linger as an orphan
                     break
                 continue
             if task == STOP:
