@@ -24,10 +24,16 @@ def assert_close(api: str, actual, expected, *, device: str, what: str = "output
         ) from None
 
 
-def assert_equal(api: str, actual, expected, what: str) -> None:
+def where(device: str | None = None, dtype: str | None = None) -> str:
+    """' on cpu (bfloat16)': the device and dtype part of a failure message."""
+    text = f" on {device}" if device else ""
+    return text + (f" ({str(dtype).removeprefix('torch.')})" if dtype else "")
+
+
+def assert_equal(api: str, actual, expected, what: str, *, device: str | None = None, dtype=None) -> None:
     __tracebackhide__ = True
     if actual != expected:
-        raise AssertionError(f"{api}: {what}: expected {expected!r}, got {actual!r}")
+        raise AssertionError(f"{api}: {what}{where(device, dtype)}: expected {expected!r}, got {actual!r}")
 
 
 def assert_raises(api: str, exc_type, match: str, fn, *args, what: str, **kwargs):

@@ -222,7 +222,8 @@ def _old_torch(mp):
 
 FAULTS = {f.__name__.lstrip("_"): f for f in (
     _shift_split_boundary, _ignore_split_end, _drop_pipe_split, _upcast_bf16_outputs, _perturb_outputs,
-    _lose_last_parameter, _buffers_stay_behind, _forget_replicated, _accept_spec_and_policy, _scale_output_grads, _drop_input_grads,
+    _lose_last_parameter, _buffers_stay_behind, _forget_replicated, _accept_spec_and_policy, _scale_output_grads,
+    _drop_input_grads,
     _skip_weight_grads, _kwargs_not_chunked, _chunk_dim_ignored, _chunk_not_tensor_split, _merge_reversed,
     _old_torch,
 )}
@@ -339,11 +340,11 @@ CASES: tuple[Case, ...] = (
          ("pipeline:", "state_dict keys of stage 0", "layers.1.net1.bias")),
     Case("split", "test_split.py::test_seed_split_begin_2stages", "shift_split_boundary", "failed", ("pipeline:",)),
     Case("split", "test_split.py::test_split_points[END-2]", "ignore_split_end", "failed",
-         ("pipeline:", "num_stages", "expected 2, got 1")),
+         ("pipeline:", "num_stages", "on cpu: expected 2, got 1")),
     Case("split", "test_split.py::test_split_begin_matches_end[layers.4]", "ignore_split_end", "failed",
          ("SplitPoint.END:", "num_stages")),
     Case("split", "test_split.py::test_pipe_split_markers[4]", "drop_pipe_split", "failed",
-         ("pipe_split:", "num_stages", "expected 4, got 1")),
+         ("pipe_split:", "num_stages", "on cpu: expected 4, got 1")),
     Case("split", "test_split.py::test_pipe_numerics[TransformerBlock-bf16]", "upcast_bf16_outputs", "failed",
          ("Pipe.forward:", "dtype on cpu", "expected torch.bfloat16, got torch.float32")),
     Case("split", "test_split.py::test_pipe_numerics[MultiIO-fp32]", "perturb_outputs", "failed",
@@ -367,7 +368,7 @@ CASES: tuple[Case, ...] = (
     Case("backward", "test_backward.py::test_stage_backward_input_weight[KwargsModel-bf16]", "skip_weight_grads",
          "failed", ("stage_backward_weight:", "expected a gradient, got None")),
     Case("microbatch", "test_microbatch.py::test_kwargs_chunked", "kwargs_not_chunked", "failed",
-         ("split_args_kwargs_into_chunks:", "kwarg 'mask' chunk 0 shape", "expected (2, 4), got (8, 4)")),
+         ("split_args_kwargs_into_chunks:", "kwarg 'mask' chunk 0 shape on cpu: expected (2, 4), got (8, 4)")),
     Case("microbatch", "test_microbatch.py::test_split_merge_roundtrip[2-fp32]", "kwargs_not_chunked", "failed",
          ("split_args_kwargs_into_chunks:", "kwarg chunk 0 shape")),
     Case("microbatch", "test_microbatch.py::test_chunk_spec_dim[1]", "chunk_dim_ignored", "failed",

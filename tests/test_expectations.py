@@ -43,7 +43,8 @@ def test_parse_comment_blocks_head_their_group():
     ])
     got = expectations.parse(text, "e/cpu.txt")
     assert [(e.prefix, e.reason, e.line) for e in got] == [
-        ("test_schedules.py::test_x[world2]", "pytorch#132644: gloo hang https://github.com/pytorch/pytorch/issues/132644", 5),
+        ("test_schedules.py::test_x[world2]",
+         "pytorch#132644: gloo hang https://github.com/pytorch/pytorch/issues/132644", 5),
         ("test_split.py::test_y", "inline https://example.invalid/1", 6),
         ("test_split.py::test_z", "pytorch#132644: gloo hang https://github.com/pytorch/pytorch/issues/132644", 7),
         ("test_split.py::test_w", "second block", 10),
@@ -66,7 +67,7 @@ def test_shipped_files_parse_and_name_known_checks():
 
     for name in sorted(os.listdir(expectations.DIR)):
         assert name.endswith(".txt") and any(
-            expectations.applies(name, d, v) for d in ("cpu", "cuda", "xpu", "hpu") for v in [(2, m) for m in range(4, 16)]
+            expectations.applies(name, d, (2, m)) for d in ("cpu", "cuda", "xpu", "hpu") for m in range(4, 16)
         ), f"expectation file {name} applies to no device/version"
         with open(os.path.join(expectations.DIR, name)) as f:
             for entry in expectations.parse(f.read(), name):

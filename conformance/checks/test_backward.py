@@ -198,4 +198,5 @@ def test_stage_backward_microbatches(conformance, torch_device, name, n_microbat
         _run_stage_backward(pipe, a, k)
     assert_grads_close("stage_backward", _stage_param_grads(spec, pipe),
                        {n: p.grad for n, p in ref.named_parameters()},
-                       device=conformance.dev.name, what=f"{name} parameter gradient over {n_microbatches} microbatches")
+                       device=conformance.dev.name,
+                       what=f"{name} parameter gradient over {n_microbatches} microbatches")

@@ -34,8 +34,9 @@ def _assert_same(api_name, got, want, device, what):
     import torch
 
     if not isinstance(got, torch.Tensor):
-        raise AssertionError(f"{api_name}: {what} on {device}: expected a tensor {tuple(want.shape)}, got {type(got).__name__}")
-    assert_equal(api_name, tuple(got.shape), tuple(want.shape), f"{what} shape on {device}")
+        raise AssertionError(f"{api_name}: {what} on {device}: expected a tensor {tuple(want.shape)}, "
+                             f"got {type(got).__name__}")
+    assert_equal(api_name, tuple(got.shape), tuple(want.shape), f"{what} shape", device=device)
     assert_close(api_name, got, want, device=device, what=what)
     if not torch.equal(got, want):
         raise AssertionError(f"{api_name}: {what} on {device} ({want.dtype}): expected identical values, got different")
@@ -53,12 +54,14 @@ def test_split_merge_roundtrip(conformance, torch_device, chunks, dtype):
     y = (_rand(torch_device, 8, 3) * 10).to(tdtype)
     args_split, kwargs_split = _split((x,), {"y": y}, chunks)
     assert_equal("split_args_kwargs_into_chunks", (len(args_split), len(kwargs_split)), (chunks, chunks),
-                 f"number of arg and kwarg chunks for {chunks} chunks")
+                 f"number of arg and kwarg chunks for {chunks} chunks", device=conformance.dev.name)
     for i, (a, k) in enumerate(zip(args_split, kwargs_split)):
-        assert_equal("split_args_kwargs_into_chunks", tuple(a[0].shape), (8 // chunks, 5), f"arg chunk {i} shape")
+        assert_equal("split_args_kwargs_into_chunks", tuple(a[0].shape), (8 // chunks, 5), f"arg chunk {i} shape",
+                     device=conformance.dev.name)
         assert_equal("split_args_kwargs_into_chunks", (a[0].dtype, a[0].device.type), (tdtype, torch_device.type),
-                     f"arg chunk {i} dtype and device")
-        assert_equal("split_args_kwargs_into_chunks", tuple(k["y"].shape), (8 // chunks, 3), f"kwarg chunk {i} shape")
+                     f"arg chunk {i} dtype and device", device=conformance.dev.name)
+        assert_equal("split_args_kwargs_into_chunks", tuple(k["y"].shape), (8 // chunks, 3), f"kwarg chunk {i} shape",
+                     device=conformance.dev.name)
     _assert_same("merge_chunks", _merge([a[0] for a in args_split], None), x, dev, f"merged args ({dtype})")
     _assert_same("merge_chunks", _merge([k["y"] for k in kwargs_split], None), y, dev, f"merged kwargs ({dtype})")
     merged = _merge(list(args_split), tuple(_spec(0) for _ in range(1)))
@@ -80,7 +83,8 @@ def test_chunk_spec_dim(conformance, torch_device, dim):
     x = _rand(torch_device, 4, 8, 8)
     args_split, _ = _split((x,), None, 4, args_chunk_spec=(_spec(dim),))
     want = torch.tensor_split(x, 4, dim)
-    assert_equal("TensorChunkSpec", len(args_split), 4, f"number of chunks along dim {dim}")
+    assert_equal("TensorChunkSpec", len(args_split), 4, f"number of chunks along dim {dim}",
+                 device=conformance.dev.name)
     for i, (got, w) in enumerate(zip(args_split, want)):
         _assert_same("TensorChunkSpec", got[0], w, conformance.dev.name, f"chunk {i} along dim {dim}")
     merged = _merge([a[0] for a in args_split], _spec(dim))
@@ -94,8 +98,10 @@ def test_chunk_spec_from_tuple(conformance, torch_device):
 
     api.require("TensorChunkSpec.from_tuple")
     spec = TensorChunkSpec.from_tuple((0, 1))
-    assert_equal("TensorChunkSpec.from_tuple", [type(s).__name__ for s in spec], ["TensorChunkSpec"] * 2, "spec types")
-    assert_equal("TensorChunkSpec.from_tuple", [s.split_dim for s in spec], [0, 1], "split dims")
+    assert_equal("TensorChunkSpec.from_tuple", [type(s).__name__ for s in spec], ["TensorChunkSpec"] * 2, "spec types",
+                 device=conformance.dev.name)
+    assert_equal("TensorChunkSpec.from_tuple", [s.split_dim for s in spec], [0, 1], "split dims",
+                 device=conformance.dev.name)
     a, b = _rand(torch_device, 4, 6), _rand(torch_device, 3, 4)
     args_split, _ = _split((a, b), None, 2, args_chunk_spec=spec)
     for i in range(2):
@@ -113,7 +119,7 @@ def test_chunk_spec_from_dict(conformance, torch_device):
     api.require("TensorChunkSpec.from_dict")
     spec = TensorChunkSpec.from_dict({"ids": 0, "mask": 1})
     assert_equal("TensorChunkSpec.from_dict", {k: v.split_dim for k, v in spec.items()}, {"ids": 0, "mask": 1},
-                 "split dims by name")
+                 "split dims by name", device=conformance.dev.name)
     ids, mask = _rand(torch_device, 4, 6), _rand(torch_device, 6, 4)
     _, kwargs_split = _split((), {"ids": ids, "mask": mask}, 2, kwargs_chunk_spec=spec)
     for i in range(2):
@@ -128,11 +134,12 @@ def test_non_tensor_replicated(conformance, torch_device):
     x = _rand(torch_device, 6, 2)
     marker = object()
     args_split, kwargs_split = _split((x, 3, "mode"), {"scale": 0.5, "flag": True, "obj": marker}, 3)
-    assert_equal("split_args_kwargs_into_chunks", len(args_split), 3, "number of chunks")
+    assert_equal("split_args_kwargs_into_chunks", len(args_split), 3, "number of chunks", device=conformance.dev.name)
     for i, (a, k) in enumerate(zip(args_split, kwargs_split)):
-        assert_equal("split_args_kwargs_into_chunks", a[1:], (3, "mode"), f"non-tensor args of chunk {i}")
+        assert_equal("split_args_kwargs_into_chunks", a[1:], (3, "mode"), f"non-tensor args of chunk {i}",
+                     device=conformance.dev.name)
         assert_equal("split_args_kwargs_into_chunks", (k["scale"], k["flag"], k["obj"] is marker), (0.5, True, True),
-                     f"non-tensor kwargs of chunk {i}")
+                     f"non-tensor kwargs of chunk {i}", device=conformance.dev.name)
 
 
 @pytest.mark.parametrize("rows,chunks", [(10, 4), (7, 3), (5, 2), (9, 8)], ids=lambda v: str(v))
@@ -144,7 +151,8 @@ def test_uneven_split(conformance, torch_device, rows, chunks):
     args_split, _ = _split((x,), None, chunks)
     want = torch.tensor_split(x, chunks, 0)
     assert_equal("split_args_kwargs_into_chunks", [tuple(a[0].shape) for a in args_split],
-                 [tuple(w.shape) for w in want], f"chunk shapes for {rows} rows into {chunks} chunks")
+                 [tuple(w.shape) for w in want], f"chunk shapes for {rows} rows into {chunks} chunks",
+                 device=conformance.dev.name)
     for i, (a, w) in enumerate(zip(args_split, want)):
         _assert_same("split_args_kwargs_into_chunks", a[0], w, conformance.dev.name, f"chunk {i} of {rows} rows")
     _assert_same("merge_chunks", _merge([a[0] for a in args_split], None), x, conformance.dev.name,
@@ -159,7 +167,8 @@ def test_kwargs_chunked(conformance, torch_device):
     mask = _rand(torch_device, 8, 4) > 0
     pair = [_rand(torch_device, 8, 2), _rand(torch_device, 8, 1)]
     args_split, kwargs_split = _split((x,), {"mask": mask, "pair": pair}, 4)
-    assert_equal("split_args_kwargs_into_chunks", len(kwargs_split), 4, "number of kwarg chunks")
+    assert_equal("split_args_kwargs_into_chunks", len(kwargs_split), 4, "number of kwarg chunks",
+                 device=conformance.dev.name)
     for i, k in enumerate(kwargs_split):
         _assert_same("split_args_kwargs_into_chunks", k["mask"], torch.tensor_split(mask, 4)[i],
                      conformance.dev.name, f"kwarg 'mask' chunk {i}")
@@ -178,8 +187,9 @@ def test_fewer_rows_than_chunks(conformance, torch_device):
     y = _rand(torch_device, 3, 2)
     args_split, kwargs_split = _split((x,), {"y": y}, 5)
     assert_equal("split_args_kwargs_into_chunks", (len(args_split), len(kwargs_split)), (3, 3),
-                 "number of arg and kwarg chunks for 3 rows into 5 chunks")
+                 "number of arg and kwarg chunks for 3 rows into 5 chunks", device=conformance.dev.name)
     for i in range(3):
-        _assert_same("split_args_kwargs_into_chunks", args_split[i][0], x[i:i + 1], conformance.dev.name, f"arg chunk {i}")
+        _assert_same("split_args_kwargs_into_chunks", args_split[i][0], x[i:i + 1], conformance.dev.name,
+                     f"arg chunk {i}")
         _assert_same("split_args_kwargs_into_chunks", kwargs_split[i]["y"], y[i:i + 1], conformance.dev.name,
                      f"kwarg chunk {i}")

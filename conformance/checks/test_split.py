@@ -36,12 +36,12 @@ def _expected_membership(n_stages: int, fmt="layers.{}.net1.{}") -> list[set[str
     return [_layer_keys(range(s * step, (s + 1) * step), fmt) for s in range(n_stages)]
 
 
-def _check_stages(api_name: str, pipe, expected: list[set[str]], what: str) -> None:
+def _check_stages(api_name: str, pipe, expected: list[set[str]], what: str, device: str) -> None:
     __tracebackhide__ = True
-    assert_equal(api_name, pipe.num_stages, len(expected), f"num_stages for {what}")
+    assert_equal(api_name, pipe.num_stages, len(expected), f"num_stages for {what}", device=device)
     got = splitting.stage_keys(pipe)
     for i, (g, e) in enumerate(zip(got, expected)):
-        assert_equal(api_name, sorted(g), sorted(e), f"state_dict keys of stage {i} for {what}")
+        assert_equal(api_name, sorted(g), sorted(e), f"state_dict keys of stage {i} for {what}", device=device)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,8 @@ def test_split_points(conformance, torch_device, point, n_stages):
     x = torch.randn(4, 16, device=torch_device)
     expected = model(x)
     pipe = splitting.split(model, (x,), split_spec=spec)
-    _check_stages("pipeline", pipe, _expected_membership(n_stages), f"split_spec {sorted(spec)} ({point})")
+    _check_stages("pipeline", pipe, _expected_membership(n_stages), f"split_spec {sorted(spec)} ({point})",
+                  conformance.dev.name)
     assert_close("Pipe.forward", pipe(x)[0], expected, device=conformance.dev.name,
                  what=f"output of {n_stages} stages split at {point}")
 
@@ -80,8 +81,8 @@ def test_split_begin_matches_end(conformance, torch_device, k):
     end = splitting.split(models.transformer_like().to(torch_device), (x,),
                           split_spec={f"layers.{k - 1}": SplitPoint.END})
     expected = [_layer_keys(range(0, k)), _layer_keys(range(k, N_LAYERS))]
-    _check_stages("SplitPoint.BEGINNING", begin, expected, f"layers.{k}: BEGINNING")
-    _check_stages("SplitPoint.END", end, expected, f"layers.{k - 1}: END")
+    _check_stages("SplitPoint.BEGINNING", begin, expected, f"layers.{k}: BEGINNING", conformance.dev.name)
+    _check_stages("SplitPoint.END", end, expected, f"layers.{k - 1}: END", conformance.dev.name)
     assert_close("Pipe.forward", end(x)[0], begin(x)[0], device=conformance.dev.name,
                  what=f"output of END at layers.{k - 1} vs BEGINNING at layers.{k}")
 
@@ -97,10 +98,11 @@ def test_split_points_at_edges(conformance, torch_device, point, layer):
     x = torch.randn(4, 16, device=torch_device)
     expected = model(x)
     pipe = splitting.split(model, (x,), split_spec={layer: getattr(SplitPoint, point)})
-    assert_equal("pipeline", pipe.num_stages, 1, f"num_stages for {{{layer!r}: {point}}}")
+    assert_equal("pipeline", pipe.num_stages, 1, f"num_stages for {{{layer!r}: {point}}}", device=conformance.dev.name)
     # get_stage_module(i) for i < num_stages is the contract every stage builder relies on
     keys = set(pipe.get_stage_module(0).state_dict())
-    assert_equal("Pipe.get_stage_module", sorted(keys), sorted(model.state_dict()), "state_dict keys of stage 0")
+    assert_equal("Pipe.get_stage_module", sorted(keys), sorted(model.state_dict()), "state_dict keys of stage 0",
+                 device=conformance.dev.name)
     assert_close("Pipe.forward", pipe(x)[0], expected, device=conformance.dev.name)
 
 
@@ -114,7 +116,8 @@ def test_pipeline_twice_same_module(conformance, torch_device):
     splitting.split(model, (x,), split_spec={"layers.4": SplitPoint.BEGINNING})
     again = splitting.split(model, (x,), split_spec={"layers.2": SplitPoint.BEGINNING})
     _check_stages("pipeline", again, [_layer_keys(range(0, 2)), _layer_keys(range(2, N_LAYERS))],
-                  "a second pipeline() of the same module with {'layers.2': BEGINNING} after {'layers.4': BEGINNING}")
+                  "a second pipeline() of the same module with {'layers.2': BEGINNING} after {'layers.4': BEGINNING}",
+                  conformance.dev.name)
 
 
 @pytest.mark.parametrize("n_stages", [2, 4, 8], ids=str)
@@ -130,7 +133,7 @@ def test_pipe_split_markers(conformance, torch_device, n_stages):
     expected = model(x)  # eager: pipe_split() is a no-op
     pipe = splitting.split(model, (x,))
     _check_stages("pipe_split", pipe, _expected_membership(n_stages, "layers.{}.{}"),
-                  f"pipe_split() after layers {list(after)}")
+                  f"pipe_split() after layers {list(after)}", conformance.dev.name)
     assert_close("Pipe.forward", pipe(x)[0], expected, device=conformance.dev.name,
                  what=f"output of {n_stages} stages cut by pipe_split()")
 
@@ -144,25 +147,28 @@ def test_split_state_dict(conformance, torch_device, name):
     model, args, kwargs = splitting.model_and_inputs(name, torch_device)
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
     pipe = splitting.split(model, args, kwargs, split_spec=spec.split_spec())
-    assert_equal("pipeline", pipe.num_stages, len(spec.stage_prefixes), f"num_stages of {name}")
+    assert_equal("pipeline", pipe.num_stages, len(spec.stage_prefixes), f"num_stages of {name}",
+                 device=conformance.dev.name)
     tied = splitting.tied_names(spec)
     keys = splitting.stage_keys(pipe)
     seen: dict[str, list[int]] = {}
     for i, stage_keys in enumerate(keys):
         unknown = sorted(stage_keys - set(original))
-        assert_equal("Pipe.get_stage_module", unknown, [], f"{name} stage {i} keys not in the original state_dict")
+        assert_equal("Pipe.get_stage_module", unknown, [], f"{name} stage {i} keys not in the original state_dict",
+                     device=conformance.dev.name)
         for key in stage_keys:
             seen.setdefault(key, []).append(i)
     lost = sorted(set(original) - set(seen))
-    assert_equal("pipeline", lost, [], f"{name} parameters/buffers in no stage")
+    assert_equal("pipeline", lost, [], f"{name} parameters/buffers in no stage", device=conformance.dev.name)
     dup = {k: v for k, v in seen.items() if len(v) > 1 and k not in tied}
-    assert_equal("pipeline", dup, {}, f"{name} parameters/buffers in several stages")
+    assert_equal("pipeline", dup, {}, f"{name} parameters/buffers in several stages", device=conformance.dev.name)
     for key, stages in sorted(seen.items()):
         if key in tied:
             continue
         prefixes = spec.stage_prefixes[stages[0]]
         assert_equal("pipeline", key.startswith(prefixes), True,
-                     f"{name}: {key!r} in stage {stages[0]} (that stage holds {list(prefixes)})")
+                     f"{name}: {key!r} in stage {stages[0]} (that stage holds {list(prefixes)})",
+                     device=conformance.dev.name)
     for i, mod in enumerate(splitting.stage_modules(pipe)):
         for key, value in mod.state_dict().items():
             if value.device.type != torch_device.type or not torch.equal(value, original[key]):
@@ -179,7 +185,7 @@ def test_split_buffers_follow_stage(conformance, torch_device):
     for i, mod in enumerate(splitting.stage_modules(pipe)):
         got = dict(mod.named_buffers())
         want = sorted(k for k in buffers if k.startswith(spec.stage_prefixes[i]))
-        assert_equal("pipeline", sorted(got), want, f"buffers of stage {i}")
+        assert_equal("pipeline", sorted(got), want, f"buffers of stage {i}", device=conformance.dev.name)
         for k in want:
             assert_close("pipeline", got[k], buffers[k], device=conformance.dev.name, what=f"buffer {k!r} of stage {i}")
 
@@ -199,7 +205,7 @@ def test_split_tied_parameters(conformance, torch_device):
     # stage parameters are one, and Pipe.replicated_params is where it says so.
     mapping = [sorted(m.items()) for m in pipe.replicated_params]
     want = [[(splitting_name(pipe, 0), "embed.weight"), (splitting_name(pipe, pipe.num_stages - 1), "lm_head.weight")]]
-    assert_equal("Pipe.replicated_params", mapping, want, "shared parameter records")
+    assert_equal("Pipe.replicated_params", mapping, want, "shared parameter records", device=conformance.dev.name)
 
 
 def splitting_name(pipe, stage: int) -> str:
@@ -222,7 +228,8 @@ def test_pipe_numerics(conformance, torch_device, name, dtype):
     pipe = splitting.split(model, args, kwargs, split_spec=spec.split_spec())
     with torch.no_grad():
         got = splitting.as_tuple(pipe(*args, **kwargs))
-    assert_equal("Pipe.forward", len(got), len(expected), f"number of outputs of {name} ({dtype})")
+    assert_equal("Pipe.forward", len(got), len(expected), f"number of outputs of {name} ({dtype})",
+                 device=conformance.dev.name)
     for i, (g, e) in enumerate(zip(got, expected)):
         assert_close("Pipe.forward", g, e, device=conformance.dev.name, what=f"{name} output {i}")
 
