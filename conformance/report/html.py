@@ -63,8 +63,14 @@ def _bar(counts: m.Counts) -> str:
     return f'<div class="bar">{spans}</div>'
 
 
+_SHOWN = {k for _, keys in _META for k in keys} | {"env", "device", "device_names", "device_count",
+                                                   "device_available", "device_reason"}
+
+
 def _env_title(col: m.EnvColumn) -> str:
     lines = [f"{k}: {v}" for k, v in _meta(col) if v]
+    # Properties this page has no column for (a newer plugin, another tool) are still shown, never dropped.
+    lines += [f"{k}: {v}" for k, v in col.properties.items() if k not in _SHOWN and v]
     lines.append(f"file: {col.result.path} ({col.result.time:.1f} s of checks)")
     return "\n".join(lines)
 
