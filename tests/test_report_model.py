@@ -36,3 +36,17 @@ def test_every_outcome_has_distinct_letter_and_label():
     assert len(set(m.LETTER.values())) == len(m.OUTCOMES)
     assert set(m.LABEL) == set(m.OUTCOMES)
     assert {f.name for f in m.Counts.__dataclass_fields__.values()} == set(m.OUTCOMES)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "incomplete", "status"),
+    [([m.PASSED, m.FAILED], "", "failed"), ([m.PASSED, m.CRASHED], "truncated", "failed"),
+     ([m.PASSED], "truncated", "incomplete"), ([m.UNAVAILABLE, m.UNAVAILABLE], "", "unavailable"),
+     ([m.SKIPPED, m.NOT_APPLICABLE], "", "idle"), ([m.PASSED, m.UNAVAILABLE, m.XFAIL], "", "ok")],
+)
+def test_env_status_is_never_green_when_nothing_ran(outcomes, incomplete, status):
+    from conformance.report.matrix import build_matrix
+
+    env = m.EnvResult("e", "e.xml", incomplete=incomplete,
+                      cases=[m.Cell("test_x", f"t{i}", o) for i, o in enumerate(outcomes)])
+    assert build_matrix([env]).envs[0].status == status

@@ -18,7 +18,7 @@ def summary_lines(matrix: m.Matrix) -> list[str]:
     lines = [f"conformance report: {headline(matrix)}"]
     width = max([len(c.name) for c in matrix.envs] + [len(n) for n in matrix.absent_envs] + [3])
     for col in matrix.envs:
-        mark = "FAIL" if col.counts.problems else ("INCOMPLETE" if col.result.incomplete else "ok")
+        mark = {"failed": "FAIL", "incomplete": "INCOMPLETE", "unavailable": "N/A", "idle": "IDLE"}.get(col.status, "ok")
         build = _build(col)
         line = f"  {col.name:<{width}}  {mark:<4}  {col.counts.describe()}"
         if col.result.incomplete:

@@ -25,6 +25,9 @@ _META = (
     ("conformance", ("conformance_version",)),
 )
 _COLUMNS = 7
+_BADGE = {"failed": '<span class="badge o-F">FAIL</span>', "incomplete": '<span class="badge o-R">PART</span>',
+          "unavailable": '<span class="badge o-U" title="nothing ran: device absent">N/A</span>',
+          "idle": '<span class="badge o-s" title="nothing ran">IDLE</span>', "ok": '<span class="badge o-P">ok</span>'}
 _NOTABLE = re.compile(f"[^{m.LETTER[m.PASSED]}{m.LETTER[m.MISSING]}]")
 _BAR = {m.PASSED: "#3aa55b", m.FAILED: "#d33", m.ERROR: "#f08a24", m.CRASHED: "#5b1a5b", m.XPASS: "#c54fb8",
         m.XFAIL: "#e6c200", m.SKIPPED: "#bbb", m.UNAVAILABLE: "#8da2bf", m.NOT_APPLICABLE: "#ddd",
@@ -81,7 +84,7 @@ def _env_table(matrix: m.Matrix) -> list[str]:
            "<tbody>"]
     for col in matrix.envs:
         c = col.counts
-        badge = '<span class="badge o-F">FAIL</span>' if c.problems else '<span class="badge o-P">ok</span>'
+        badge = _BADGE[col.status]
         others = ", ".join(f"{c.get(o)} {m.LABEL[o]}" for o in m.OUTCOMES if o != m.PASSED and c.get(o))
         if col.result.incomplete:
             others = f'<b class="regress">incomplete</b>: {escape(col.result.incomplete)}; {escape(others)}'

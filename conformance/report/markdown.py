@@ -19,6 +19,10 @@ EMOJI: dict[str, str] = {
 }
 
 
+_STATUS = {"failed": "❌ failed", "incomplete": "⚠️ incomplete", "unavailable": "🚫 nothing ran (device absent)",
+           "idle": "⚪ nothing ran", "ok": "✅ ok"}
+
+
 def _code(text: str) -> str:
     text = text.replace("|", "\\|").replace("\n", " ")
     fence = "``" if "`" in text else "`"
@@ -60,7 +64,9 @@ def _env_line(col: m.EnvColumn) -> str:
     if p.get("device_available", "").lower() in ("false", "0", "no"):
         device += f" (unavailable{': ' + p['device_reason'] if p.get('device_reason') else ''})"
     host = p.get("hostname") or col.result.hostname
-    status = "⚠️ incomplete" if col.result.incomplete else ("❌" if col.counts.problems else "✅")
+    status = _STATUS[col.status]
+    if col.result.incomplete and col.status != "incomplete":
+        status += " ⚠️ incomplete"
     counts = col.counts
     rest = ", ".join(f"{counts.get(o)} {EMOJI[o]} {m.LABEL[o]}" for o in m.OUTCOMES
                      if o != m.PASSED and counts.get(o))

@@ -220,6 +220,18 @@ class EnvColumn:
     def properties(self) -> dict[str, str]:
         return self.result.properties
 
+    @property
+    def status(self) -> str:
+        """One word for the env: failed, incomplete, unavailable (nothing ran, device absent), idle (nothing ran
+        for other reasons) or ok. Failures win: an incomplete env with failures is `failed` (and still incomplete)."""
+        if self.counts.problems:
+            return "failed"
+        if self.result.incomplete:
+            return "incomplete"
+        if not self.counts.ran:
+            return "unavailable" if self.counts.unavailable else "idle"
+        return "ok"
+
 
 @dataclass
 class Matrix:
