@@ -135,3 +135,13 @@ def test_unwritable_output_dir_is_a_clear_error(reports, capsys):
     assert main(["report", "--output-dir", "reports/cpu.xml/sub"]) == exitcodes.USAGE
     err = capsys.readouterr().err
     assert "cannot write reports/cpu.xml/sub: Not a directory" in err and "Traceback" not in err
+
+
+def test_gitlab_limits_note(capsys, monkeypatch):
+    from conformance.commands import report
+
+    report._gitlab_note("x" * 100, 10)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(report, "GITLAB_MAX_BYTES", 50)
+    report._gitlab_note("é" * 40, 10)
+    assert "GitLab ignores test reports over" in capsys.readouterr().err

@@ -40,6 +40,8 @@ FORMATS: dict[str, tuple[str, Callable[[m.Matrix], str]]] = {
     "json": ("compatibility.json", render_json),
 }
 DEFAULT_DIR = "reports"
+GITLAB_MAX_BYTES = 30_000_000
+GITLAB_MAX_CASES = 500_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,6 +73,14 @@ def _split(value: str) -> list[str]:
 
 def _err(msg: str) -> None:
     sys.stderr.write(f"conformance report: {msg}\n")
+
+
+def _gitlab_note(text: str | bytes, cases: int) -> None:
+    # GitLab silently ignores a test report over its limits; say so while there is still time to split it.
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8"))
+    if size > GITLAB_MAX_BYTES or cases > GITLAB_MAX_CASES:
+        _err(f"note: merged.xml has {cases:,} testcases in {size / 1e6:.1f} MB; GitLab ignores test reports over "
+             f"{GITLAB_MAX_BYTES // 1_000_000} MB or {GITLAB_MAX_CASES:,} cases (upload the per-env files instead)")
 
 
 def exit_code(matrix: m.Matrix, strict: bool) -> int:
@@ -152,6 +162,9 @@ def _run(args: argparse.Namespace) -> int:
 
     for w in matrix.warnings:
         _err(f"warning: {w}")
+    for f, text in zip(formats, rendered):
+        if f == "xml":
+            _gitlab_note(text, sum(c.result.tests for c in matrix.envs))
     try:
         # With the report itself on stdout, the summary must not mix into it.
         stream = sys.stderr if to_stdout else sys.stdout
