@@ -128,3 +128,11 @@ def test_merged_file_is_split_per_suite_and_prefix_stripped():
     assert parsed.merged
     assert [(e.name, e.cases[0].key, e.cases[0].outcome) for e in parsed.envs] == [
         ("cuda", "test_split::t", m.PASSED), ("cpu", "test_split::t", m.FAILED)]
+
+
+def test_utf16_document_is_read():
+    xml = '<?xml version="1.0" encoding="UTF-16"?><testsuite name="s"><testcase classname="test_a" name="é"/>' \
+          "</testsuite>"
+    parsed = parse_bytes(xml.encode("utf-16"), "x.xml", "x")
+    assert parsed.warnings == []
+    assert parsed.envs[0].cases[0].name == "é"

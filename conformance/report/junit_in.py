@@ -44,6 +44,8 @@ def _local(tag: str) -> str:
 def sniff_root(data: bytes) -> str | None:
     """Name of the root element, read from the first bytes without parsing the document."""
     pos = 0
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (some Windows tools): sniff the decoded head
+        data = data[:8192].decode("utf-16", "replace").encode("utf-8")
     if data.startswith(b"\xef\xbb\xbf"):
         pos = 3
     while True:
@@ -191,7 +193,7 @@ def parse_bytes(data: bytes, path: str, default_env: str, *, split_suites: bool 
         out.warnings.append(m.InputWarning(path, f"not a JUnit file ({what}, expected <testsuites> or "
                                                  "<testsuite>); not merged"))
         return out
-    out.merged = root == "testsuites" and f'name="{MERGED_MARKER}"'.encode() in data[:4096]
+    out.merged = root == "testsuites" and f'name="{MERGED_MARKER}"'.encode() in data[:4096]  # we write UTF-8
     split = out.merged if split_suites is None else split_suites
     reader = _Reader(path, default_env, split)
     problem = ""
