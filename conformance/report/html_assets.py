@@ -111,7 +111,7 @@ JS = r"""
         var e = s.cols[k], code = row[2].charAt(e), t = code === "M" ? null : ts[e], key = r + ":" + e;
         var has = Object.prototype.hasOwnProperty.call(D.msgs, key);
         var title = D.envs[e] + ": " + D.labels[code] + (t === null ? "" : " (" + t + " s)") + (has ? " - click for the message" : "");
-        cells += "<td class=\"c o-" + code + (has ? " has" : "") + "\" data-k=\"" + key + "\" title=\"" + esc(title) +
+        cells += "<td class=\"c o-" + code + (has ? " has\" tabindex=\"0" : "") + "\" data-k=\"" + key + "\" title=\"" + esc(title) +
           "\">" + code + (s.times && t !== null ? " <small>" + t + "</small>" : "") + "</td>";
       }
       // The group row names the area: drop the matching module from the id to keep the column narrow.
@@ -153,6 +153,9 @@ JS = r"""
       form.querySelectorAll("input[name=env]").forEach(function (b) { b.checked = want.indexOf(D.envs[+b.value]) >= 0; }); }
   }
   fromHash();
+  body.addEventListener("keydown", function (ev) {  // keyboard users open messages too
+    if ((ev.key === "Enter" || ev.key === " ") && ev.target.matches("td.has")) { ev.preventDefault(); ev.target.click(); }
+  });
   form.addEventListener("input", function () { limit = PAGE; render(); });
   form.addEventListener("submit", function (ev) { ev.preventDefault(); });
   more.addEventListener("click", function () { limit += PAGE; render(); });
