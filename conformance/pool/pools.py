@@ -38,7 +38,9 @@ class Pools:
 
     def check_available(self, world_size: int) -> None:
         if self.launcher is not None:
-            if world_size not in (1, self.launcher.world_size):
+            # World 1 too: the launcher's process group is the default group, which a local one-rank group
+            # cannot replace inside rank 0's pytest process.
+            if world_size != self.launcher.world_size:
                 raise Unavailable(f"needs world size {world_size}, the launcher gives {self.launcher.world_size}")
             return
         if world_size > 1 and self.device_type != "cpu" and self.device_count < world_size:

@@ -1,0 +1,201 @@
+"""Multi-node mode: the ranks are an external launcher's (torchrun), not the local pool's.
+
+Every torchrun process runs `python -m conformance.pool.launcher --device D [-- pytest args]`. Global rank 0
+runs the suite (`conformance run`, with CONFORMANCE_LAUNCHER=torchrun); every other rank runs a worker loop.
+For each multi-rank check, rank 0 broadcasts the task over a gloo control group, runs its own part in a
+thread, and gathers one structured result per rank. Only the launcher's world size is available (others are
+`unavailable: `); ranks cannot be restarted, so after a timeout the remaining multi-rank checks fail
+(never skip) with the same reason. Stacks of remote ranks on a timeout travel through the launcher's store.
+
+    torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0 --rdzv-backend c10d --rdzv-endpoint HOST:PORT \\
+        -m conformance.pool.launcher --device cpu -- -k world2
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+
+from conformance.pool import worker
+from conformance.pool.local import PoolError, RunReport
+from conformance.pool.protocol import STOP, Result, Task
+from conformance.pool.scenarios import RankContext
+
+ENV = "CONFORMANCE_LAUNCHER"
+_DUMP_KEY = "conformance/dump"
+
+
+def _env_int(name: str, default: int = 0) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _ctx(device_type: str, backend: str) -> RankContext:
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE", 1)
+    local = _env_int("LOCAL_RANK", 0)
+    return RankContext(rank, world, worker.rank_device(device_type, local), device_type, backend)
+
+
+def _init(device_type: str, backend: str, timeout_s: float):
+    import torch
+    import torch.distributed as dist
+
+    if device_type != "cpu":
+        for k, v in worker.ACCELERATOR_ENV.items():
+            os.environ.setdefault(k, v)
+    kw = {}
+    if device_type != "cpu":
+        dev = torch.device(worker.rank_device(device_type, _env_int("LOCAL_RANK")))
+        getattr(torch, device_type).set_device(dev)
+        kw["device_id"] = dev
+    dist.init_process_group(backend, init_method="env://", timeout=timedelta(seconds=timeout_s), **kw)
+    # Control traffic on its own gloo group: it must work whatever the device backend is doing.
+    return dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+
+
+def _stack_watcher(store, rank: int) -> None:
+    """Worker side: when rank 0 asks (a key in the launcher's store), publish this process's Python stacks."""
+    seen = 0
+    while True:
+        time.sleep(0.5)
+        try:
+            n = int(store.add(_DUMP_KEY, 0))
+        except Exception:  # noqa: BLE001 - store gone: the job is over
+            return
+        if n > seen:
+            seen = n
+            with tempfile.TemporaryFile("w+") as f:
+                faulthandler.dump_traceback(file=f, all_threads=True)
+                f.seek(0)
+                store.set(f"{_DUMP_KEY}/{n}/{rank}", f.read())
+
+
+class TorchrunLauncher:
+    """Rank 0's side, used by `Pools` in place of local pools."""
+
+    def __init__(self, device_type: str, backend: str, timeout_s: float):
+        self.device_type, self.backend, self.timeout_s = device_type, backend, timeout_s
+        self.world_size = _env_int("WORLD_SIZE", 1)
+        self.ctrl = None
+        self.broken: str | None = None
+
+    def _start(self) -> None:
+        if self.ctrl is None:
+            self.ctrl = _init(self.device_type, self.backend, self.timeout_s)
+
+    def run(self, task: Task, timeout_s: float) -> RunReport:
+        import torch.distributed as dist
+
+        if self.broken:
+            raise PoolError(self.broken)
+        self._start()
+        t0 = time.monotonic()
+        dist.broadcast_object_list([task], src=0, group=self.ctrl)
+        box: list[Result] = []
+        th = threading.Thread(target=lambda: box.append(worker.execute(_ctx(self.device_type, self.backend), task)),
+                              name="conformance-rank0", daemon=True)
+        th.start()
+        th.join(timeout_s)
+        if th.is_alive():
+            stacks = self._remote_stacks()
+            with tempfile.TemporaryFile("w+") as f:
+                faulthandler.dump_traceback(file=f, all_threads=True)
+                f.seek(0)
+                stacks[0] = f.read()
+            self.broken = f"launcher ranks timed out at {task.check_id}; they cannot be restarted"
+            results = [Result(task.seq, r, "error", f"rank {r} timed out after {timeout_s:.0f} s",
+                              f"--- Python stacks of rank {r} ---\n{stacks.get(r, '(none received)')}")
+                       for r in range(self.world_size)]
+            return RunReport(results, time.monotonic() - t0, timed_out=True)
+        gathered: list = [None] * self.world_size
+        try:
+            dist.gather_object(box[0], gathered, dst=0, group=self.ctrl)
+        except Exception as exc:  # noqa: BLE001 - a lost worker: report, then refuse further checks
+            self.broken = f"launcher ranks lost at {task.check_id}: {exc}"
+            return RunReport([box[0]] + [Result(task.seq, r, "error", f"rank {r} did not report: {exc}")
+                                         for r in range(1, self.world_size)], time.monotonic() - t0, timed_out=True)
+        return RunReport(list(gathered), time.monotonic() - t0)
+
+    def _remote_stacks(self) -> dict[int, str]:
+        import torch.distributed as dist
+
+        store = dist.distributed_c10d._get_default_store()
+        n = int(store.add(_DUMP_KEY, 1))
+        out = {}
+        deadline = time.monotonic() + 5
+        for r in range(1, self.world_size):
+            key = f"{_DUMP_KEY}/{n}/{r}"
+            while time.monotonic() < deadline:
+                if store.check([key]):
+                    out[r] = store.get(key).decode(errors="replace")
+                    break
+                time.sleep(0.2)
+        return out
+
+    def close(self) -> None:
+        import torch.distributed as dist
+
+        if self.broken:
+            return  # workers are stuck; torchrun tears the job down when rank 0 exits
+        try:
+            self._start()  # a run without multi-rank checks still has to release the workers
+            dist.broadcast_object_list([STOP], src=0, group=self.ctrl)
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def from_env(device_type: str, backend: str, timeout_s: float) -> TorchrunLauncher:
+    kind = os.environ.get(ENV, "").strip()
+    if kind != "torchrun":
+        raise PoolError(f"{ENV}={kind!r}: only 'torchrun' is supported")
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise PoolError(f"{ENV}=torchrun but RANK/WORLD_SIZE are not set: start it under torchrun")
+    return TorchrunLauncher(device_type, backend, timeout_s)
+
+
+def worker_loop(device_type: str, backend: str, timeout_s: float) -> int:
+    import torch.distributed as dist
+
+    ctrl = _init(device_type, backend, timeout_s)
+    from conformance.pool import scenarios
+
+    scenarios.load()
+    rank = dist.get_rank()
+    store = dist.distributed_c10d._get_default_store()
+    threading.Thread(target=_stack_watcher, args=(store, rank), daemon=True).start()
+    ctx = _ctx(device_type, backend)
+    while True:
+        box = [None]
+        # Between checks rank 0 may spend long on world-1 checks: wait without a deadline here.
+        dist.broadcast_object_list(box, src=0, group=ctrl)
+        task = box[0]
+        if task == STOP:
+            break
+        dist.gather_object(worker.execute(ctx, task), None, dst=0, group=ctrl)
+    dist.destroy_process_group()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from conformance import builds
+
+    ap = argparse.ArgumentParser(prog="python -m conformance.pool.launcher", description=__doc__.splitlines()[0])
+    ap.add_argument("--device", required=True, choices=builds.DEVICES)
+    # Everything else goes to `conformance run` on rank 0 (e.g. `--junitxml PATH -- -k world2`).
+    args, rest = ap.parse_known_args(argv)
+    os.environ[ENV] = "torchrun"
+    if _env_int("RANK") == 0:
+        return subprocess.call([sys.executable, "-m", "conformance", "run", "--device", args.device, *rest])
+    timeout = float(os.environ.get("CONFORMANCE_CHECK_TIMEOUT", "") or 120)
+    return worker_loop(args.device, builds.BACKENDS[args.device], max(timeout * 10, 3600))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
