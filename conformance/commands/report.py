@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="merge per-env JUnit files into merged.xml and a cross-device compatibility matrix",
         description="Merge per-env JUnit files (default reports/*.xml) into merged.xml plus a checks x envs "
                     "matrix as compatibility.html, .md and .json.",
-        epilog="exit status: 0 ok, 1 a check failed/errored/crashed, 3 no input, 4 --strict and a warning, "
-               "5 regression against --baseline (precedence 3 > 4 > 5 > 1); 2 bad usage",
+        epilog="exit status: 0 ok, 1 a check failed/errored/crashed/xpassed, 3 no input, 4 --strict and a warning, "
+               "5 regression against --baseline (precedence 3 > 4 > 5 > 1); 2 bad usage, 6 internal error",
     )
     p.add_argument("junit_files", nargs="*", metavar="JUNIT_FILES",
                    help="JUnit XML files, folders or globs (default: reports/*.xml, without merged.xml)")
