@@ -128,11 +128,9 @@ def build_stages(p: dict, ctx: RankContext, sids: list[int], n_stages: int, devi
         lo, hi = _block_bounds(n_stages, s)
         full = build_model(p, device, dtype)
         part = part_module(list(full.layers[lo:hi]), p["kwargs"])
-        example = inputs["x_mbs"][0] if s == 0 else torch.empty_like(inputs["x_mbs"][0])
-        kw = {}
-        if "input_args" in inspect.signature(PipelineStage.__init__).parameters and s == 0:
-            kw["input_args"] = (example,)
-        stages.append(PipelineStage(part, s, n_stages, device, **kw))
+        # No input_args: a stage given static shapes skips runtime shape inference while its neighbour without
+        # them waits for the metadata (a deadlock on torch 2.11, seen on gloo and nccl); all stages infer at run time.
+        stages.append(PipelineStage(part, s, n_stages, device))
         names.append({n: f"layers.{lo + int(n.split('.')[1])}.{n.split('.', 2)[2]}" for n, _ in part.named_parameters()})
     return stages, names
 
