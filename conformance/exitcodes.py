@@ -6,5 +6,5 @@ USAGE = 2  # bad command line: unknown device, missing file argument, bad option
 NO_INPUT = 3  # report: no JUnit input files found or none readable
 STRICT = 4  # report --strict: an input warning (malformed file, duplicate, missing expected env)
 REGRESSION = 5  # report --baseline: a check regressed against the baseline
-INTERNAL = 6  # run: pytest could not run the suite (internal error, nothing collected); install-torch failed
+INTERNAL = 6  # run: pytest could not run the suite; install-torch failed; report: merged totals not conserved
 INTERRUPTED = 130  # Ctrl-C / SIGTERM: partial results were written, then the run stopped

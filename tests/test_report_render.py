@@ -57,8 +57,19 @@ def test_child_failure_is_a_render_error():
 
 
 @fork_only
-def test_parent_failure_propagates_and_the_child_is_reaped():
+def test_parent_failure_propagates_and_the_child_is_reaped(monkeypatch):
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def recording_fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(render.os, "fork", recording_fork)
     with pytest.raises(ValueError, match="renderer exploded"):
         render.render_all(matrix(), [("xml", boom), ("json", upper)])
+    assert len(forked) == 1
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left behind
+        os.waitpid(forked[0], os.WNOHANG)  # this child was reaped (other tests may leave their own children)

@@ -191,3 +191,10 @@ def test_bad_setting_is_a_usage_error_without_a_report(tmp_path):
     assert proc.returncode == exitcodes.USAGE
     assert "unknown torch series '9.9'" in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
     assert not list(tmp_path.iterdir()), "no report for a run that never started"
+
+
+def test_env_names_match_the_modules_that_read_them():
+    from conformance import faults, journal
+    from conformance.commands import run
+
+    assert run.JOURNAL_ENV == journal.JOURNAL_ENV and run.CRASH_ENV == faults.CRASH_ENV

@@ -18,7 +18,11 @@ import sys
 import threading
 import time
 
-from conformance import builds, exitcodes, faults, journal, salvage
+from conformance import builds, exitcodes
+
+# conformance.journal/faults/salvage import pytest (0.2 s): loaded only when a run starts, not for `report`.
+JOURNAL_ENV = "CONFORMANCE_JOURNAL"  # = conformance.journal.JOURNAL_ENV
+CRASH_ENV = "CONFORMANCE_TEST_CRASH"  # = conformance.faults.CRASH_ENV
 
 SUITE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checks")
 TIME_LIMIT_ENV = "CONFORMANCE_TIME_LIMIT"
@@ -62,7 +66,7 @@ def pytest_command(args: argparse.Namespace, partial: str) -> list[str]:
     cmd = [sys.executable, "-c", _BOOTSTRAP, "-p", "conformance.plugin", "-p", "conformance.journal",
            "-c", os.path.join(SUITE_DIR, "pytest.ini"), "--rootdir", SUITE_DIR,
            "--device", args.device, "--env-name", env, "-o", f"junit_suite_name={env}", "--junitxml", partial]
-    if os.environ.get(faults.CRASH_ENV):
+    if os.environ.get(CRASH_ENV):
         cmd += ["-p", "conformance.faults"]
     if args.strict_device:
         cmd.append("--strict-device")
@@ -149,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 def _supervise(args: argparse.Namespace, final: str, partial: str, journal_path: str, limit: float | None) -> int:
     # Plugins that happen to be installed (a host torch image brings xdist, timeout, ...) must not change the
     # suite's behaviour; pass `-- -p NAME` to load one on purpose.
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", journal.JOURNAL_ENV: journal_path,
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", JOURNAL_ENV: journal_path,
            "PYTHONUNBUFFERED": "1"}
     # Own session: ranks the suite starts die with it, and our Ctrl-C handling decides what the child sees.
     child = subprocess.Popen(pytest_command(args, partial), env=env, stdout=subprocess.PIPE,
@@ -204,6 +208,8 @@ def _signal_group(child: subprocess.Popen, sig: int) -> None:
 
 
 def _finish(args, code: int, stop: dict[str, str], tail, final: str, partial: str, journal_path: str) -> int:
+    from conformance import journal, salvage
+
     data = journal.read(journal_path)
     clean = code in _PYTEST_EXIT and data.ended and os.path.exists(partial) and "cause" not in stop
     if clean:
