@@ -398,3 +398,23 @@ def batch(tmp_path_factory: pytest.TempPathFactory, faulted: bool) -> tuple[dict
 
 def cases(area: str) -> list:
     return [pytest.param(c, id=f"{c.fault}-{c.check.split('::')[1]}") for c in CASES if c.area == area]
+
+
+def assert_caught(case: Case, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under its fault, the case's check ends as the case expects and says what it should."""
+    __tracebackhide__ = True
+    outcomes, output = batch(tmp_path_factory, faulted=True)
+    got = outcomes.get(case.check)
+    assert got is not None, f"{case.check} did not run:\n{output[-3000:]}"
+    assert got.outcome == case.expect, f"{case.check} under fault {case.fault}: {got.outcome}\n{got.message[-2000:]}"
+    for fragment in case.says:
+        assert fragment in got.message, f"{case.check} message lacks {fragment!r}:\n{got.message[-2000:]}"
+
+
+def assert_clean(case: Case, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Without any fault the same check passes, so the failure above came from the fault."""
+    __tracebackhide__ = True
+    outcomes, output = batch(tmp_path_factory, faulted=False)
+    got = outcomes.get(case.check)
+    assert got is not None, f"{case.check} did not run:\n{output[-3000:]}"
+    assert got.outcome == "passed", f"{case.check} without a fault: {got.outcome}\n{got.message[-2000:]}"

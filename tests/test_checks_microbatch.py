@@ -9,17 +9,9 @@ pytest.importorskip("torch")  # the checks under test run torch; without it ther
 
 @pytest.mark.parametrize("case", checkfaults.cases("microbatch"))
 def test_fault_is_caught(case, tmp_path_factory):
-    outcomes, output = checkfaults.batch(tmp_path_factory, faulted=True)
-    got = outcomes.get(case.check)
-    assert got is not None, f"{case.check} did not run:\n{output[-3000:]}"
-    assert got.outcome == case.expect, f"{case.check} under fault {case.fault}: {got.outcome}\n{got.message[-2000:]}"
-    for fragment in case.says:
-        assert fragment in got.message, f"{case.check} message lacks {fragment!r}:\n{got.message[-2000:]}"
+    checkfaults.assert_caught(case, tmp_path_factory)
 
 
 @pytest.mark.parametrize("case", checkfaults.cases("microbatch"))
 def test_passes_without_fault(case, tmp_path_factory):
-    outcomes, output = checkfaults.batch(tmp_path_factory, faulted=False)
-    got = outcomes.get(case.check)
-    assert got is not None, f"{case.check} did not run:\n{output[-3000:]}"
-    assert got.outcome == "passed", f"{case.check} without a fault: {got.outcome}\n{got.message[-2000:]}"
+    checkfaults.assert_clean(case, tmp_path_factory)

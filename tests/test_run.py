@@ -19,9 +19,19 @@ from conftest import JUNIT_XSD
 pytest.importorskip("torch", reason="run tests need torch in this interpreter (tox -e tests installs it)")
 
 
+# Settings of the environment running these tests (tox's own env name, a crash switch) must not leak into the
+# runs under test; each test passes what it means.
+_OUTER = ("CONFORMANCE_TEST_CRASH", "CONFORMANCE_ENV", "TOX_ENV_NAME", "CONFORMANCE_STRICT", "CONFORMANCE_TIME_LIMIT")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _OUTER}
+    env.update(extra)
+    return env
+
+
 def conformance(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("CONFORMANCE_TEST_CRASH", None) if env is None or "CONFORMANCE_TEST_CRASH" not in env else None
+    full_env = clean_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", "conformance", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
 
@@ -121,6 +131,19 @@ def test_crash_keeps_finished_results_and_marks_the_rest(tmp_path, mode, cause):
     assert err is not None and err.get("type") == "crashed" and cause in err.get("message")
     assert "crashing on purpose" in err.text, "the last output lines travel with the crashed mark"
     assert cause in props(out)["run_status"]
+    assert_report_shows_crash(out, tmp_path)
+
+
+def assert_report_shows_crash(junit, tmp_path) -> None:
+    """The merged report of a crashed env: exit 1, the env marked FAIL with its crash, a valid merged.xml."""
+    __tracebackhide__ = True
+    report = conformance("report", str(junit), "--output-dir", str(tmp_path / "report"))
+    assert report.returncode == exitcodes.FAILED, report.stdout + report.stderr
+    assert "crashed" in report.stdout and "FAIL" in report.stdout, report.stdout
+    validate(tmp_path / "report" / "merged.xml")
+    merged_errors = [e for e in ET.parse(tmp_path / "report" / "merged.xml").getroot().iter("error")
+                     if e.get("type") == "crashed"]
+    assert len(merged_errors) == 1
 
 
 def test_not_run_checks_after_a_crash(tmp_path):
@@ -146,11 +169,12 @@ def test_global_time_limit_reports_the_hung_check(tmp_path):
     err = cases(out)[SEED].find("error")
     assert err is not None and "global time limit of 15 s" in err.get("message")
     assert "faults.py" in err.text, "faulthandler's stack of the hung check is in the report"
+    assert_report_shows_crash(out, tmp_path)
 
 
 def test_sigterm_writes_what_finished_and_exits_nonzero(tmp_path):
     out = tmp_path / "cpu.xml"
-    env = {**os.environ, "CONFORMANCE_TEST_CRASH": "hang:seed"}
+    env = clean_env(CONFORMANCE_TEST_CRASH="hang:seed")
     proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
                              "--", "-q", "-k", "seed or identity"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -169,7 +193,7 @@ def test_sigterm_writes_what_finished_and_exits_nonzero(tmp_path):
 
 def test_two_runs_never_share_a_report_file(tmp_path):
     out = tmp_path / "cpu.xml"
-    env = {**os.environ, "CONFORMANCE_TEST_CRASH": "hang:seed"}
+    env = clean_env(CONFORMANCE_TEST_CRASH="hang:seed")
     first = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
                               "--time-limit", "60", "--", "-q", "-k", "seed"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -198,3 +222,44 @@ def test_env_names_match_the_modules_that_read_them():
     from conformance.commands import run
 
     assert run.JOURNAL_ENV == journal.JOURNAL_ENV and run.CRASH_ENV == faults.CRASH_ENV
+
+
+def test_parallel_envs_one_crashing_still_give_a_truthful_report(tmp_path):
+    """What `tox -p all` does with one env crashing: the others finish, the report shows the crash, exit non-zero."""
+    reports = tmp_path / "reports"
+    base = [sys.executable, "-m", "conformance", "run", "--device"]
+    env = clean_env()
+    crashing = subprocess.Popen(base + ["cpu", "--env-name", "cpu", "--junitxml", str(reports / "cpu.xml"), "--",
+                                        "-q", "-k", "seed or identity"],
+                                env={**env, "CONFORMANCE_TEST_CRASH": "segfault:seed"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    healthy = subprocess.Popen(base + ["cpu", "--env-name", "cpu-again", "--junitxml", str(reports / "cpu-again.xml"),
+                                       "--", "-q", "-k", "seed or identity"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert crashing.wait(timeout=180) == exitcodes.FAILED
+    assert healthy.wait(timeout=180) == exitcodes.OK
+    report = conformance("report", "--output-dir", str(tmp_path / "out"), str(reports / "cpu.xml"),
+                         str(reports / "cpu-again.xml"))
+    assert report.returncode == exitcodes.FAILED, report.stdout + report.stderr
+    lines = {line.split()[0]: line for line in report.stdout.splitlines()[1:] if line.strip()}
+    assert "crashed" in lines["cpu"] and "FAIL" in lines["cpu"], report.stdout
+    assert "ok" in lines["cpu-again"] and "2/2 passed" in lines["cpu-again"], report.stdout
+    md = (tmp_path / "out" / "compatibility.md").read_text()
+    assert "crashed" in md
+
+
+def test_suite_uses_the_same_package_as_the_command(tmp_path):
+    """`python -m conformance` from a checkout and the installed console script must not mix two copies."""
+    from conformance.commands import run
+
+    assert os.path.isdir(run.SUITE_DIR)
+    import conformance
+
+    assert run._PKG_PARENT == os.path.dirname(os.path.dirname(conformance.__file__))
+    out = tmp_path / "cpu.xml"
+    # From the repository root `-m conformance` imports the checkout, whatever is installed in site-packages.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
+                           "--", "-q", "-k", "identity"], cwd=root, env=clean_env(), capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == exitcodes.OK, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -33,8 +33,12 @@ GRACE_S = 10.0  # how long a stopped suite gets to finish its current check and 
 # (pytest's 2 is "interrupted", which it also uses for collection errors: a broken suite is a failure.)
 _PYTEST_EXIT = {0: exitcodes.OK, 1: exitcodes.FAILED, 2: exitcodes.FAILED, 3: exitcodes.INTERNAL,
                 4: exitcodes.USAGE, 5: exitcodes.INTERNAL}
-# Drop the working directory from sys.path: a source checkout there must not shadow the installed package.
-_BOOTSTRAP = "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; import pytest; sys.exit(pytest.main())"
+# The suite process must import the very `conformance` package this process runs (SUITE_DIR is inside it): the
+# working directory comes off sys.path (a checkout there must not shadow an installed package, or the reverse)
+# and this package's parent folder goes first.
+_PKG_PARENT = os.path.dirname(os.path.dirname(SUITE_DIR))
+_BOOTSTRAP = (f"import sys; sys.path[:] = [{_PKG_PARENT!r}] + [p for p in sys.path if p not in ('', '.')]; "
+              "import pytest; sys.exit(pytest.main())")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
