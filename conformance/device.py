@@ -161,6 +161,21 @@ def probe(name: str, build: Build | None = None) -> Device:
     return dev
 
 
+def pin_numerics() -> dict[str, str]:
+    """fp32 means fp32: TF32 matmuls/convolutions off in every process that computes a check.
+
+    The checks compare a microbatched pipeline with the unsplit model; with TF32 on, GEMMs of different shapes
+    round differently at 10 mantissa bits and fp32 comparisons would fail for reasons that are not pipelining's.
+    Called by the plugin (single-process checks) and by every rank. Returns what was set, for the report.
+    """
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    return {"tf32": "off", "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
 @dataclass
 class Identity:
     """Whether the build under test is the one the env claims to test."""

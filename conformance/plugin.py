@@ -75,7 +75,10 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = builds.plan(name)
     except builds.PinError as exc:
         raise pytest.UsageError(str(exc)) from None
-    st = State(env, strict, dev, build, plan, device.identity(dev, build, plan), device.metadata(env, dev, build, plan))
+    meta = device.metadata(env, dev, build, plan)
+    if build.importable:
+        meta.update(device.pin_numerics())
+    st = State(env, strict, dev, build, plan, device.identity(dev, build, plan), meta)
     config.stash[state_key] = st
 
 

@@ -66,6 +66,7 @@ def test_cpu_seed_passes_and_records_build(tmp_path):
 
     assert p["torch_version"] == torch.__version__
     assert p["device"] == "cpu" and p["backend"] == "gloo" and p["env"] == "cpu"
+    assert p["tf32"] == "off" and p["float32_matmul_precision"] == "highest", "fp32 checks must run in fp32"
     for key in ("python_version", "hostname", "start_time", "conformance_version", "torch_variant", "device_names"):
         assert p[key], key
     assert not list(tmp_path.glob("*.journal")) and not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.lock"))

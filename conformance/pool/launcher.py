@@ -23,6 +23,7 @@ import threading
 import time
 from datetime import timedelta
 
+from conformance import device
 from conformance.pool import worker
 from conformance.pool.local import PoolError, RunReport
 from conformance.pool.protocol import STOP, Result, Task
@@ -166,6 +167,7 @@ def worker_loop(device_type: str, backend: str, timeout_s: float) -> int:
     ctrl = _init(device_type, backend, timeout_s)
     from conformance.pool import scenarios
 
+    device.pin_numerics()
     scenarios.load()
     rank = dist.get_rank()
     store = dist.distributed_c10d._get_default_store()

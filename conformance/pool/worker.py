@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext, Skip
+from conformance import device
 from conformance.pool import scenarios
 
 # Set for every rank on accelerators: NVLink multicast must stay off on shared multi-GPU hosts.
@@ -115,6 +116,7 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
     ctx = RankContext(rank, cfg.world_size, rank_device(cfg.device_type, rank), cfg.device_type, cfg.backend)
     try:
         init_group(cfg, rank)
+        device.pin_numerics()
         scenarios.load()
     except BaseException as exc:  # noqa: BLE001
         results.put(Result(0, rank, "error", f"rank {rank} could not join the process group: {type(exc).__name__}: {exc}",
