@@ -93,6 +93,14 @@ def test_absent_device_is_unavailable_and_strict_fails(tmp_path):
     assert strict.returncode == exitcodes.FAILED
     assert all(case.find("skipped") is None for case in cases(out).values())
 
+    # the whole suite, expectation entries included: every check fails or errors, none hides as xfail
+    strict_all = conformance("run", "--device", "cuda", "--junitxml", str(out), "--strict-device", "--", "-q", env=env)
+    assert strict_all.returncode == exitcodes.FAILED
+    every = cases(out)
+    assert len(every) > 100
+    assert all(case.find("failure") is not None or case.find("error") is not None for case in every.values()), \
+        [k for k, c in every.items() if c.find("failure") is None and c.find("error") is None][:5]
+
 
 def test_pinned_cuda_env_with_cpu_build_fails_identity(tmp_path):
     import torch
