@@ -76,3 +76,15 @@ def test_dry_run_prints_the_plan(fresh_env):
     proc = install(fresh_env, "--device", "cuda", "--dry-run", env={"TORCH_VERSION": "2.14.1"})
     assert proc.returncode == exitcodes.OK
     assert '"requirement": "torch==2.14.1+cu130"' in proc.stdout
+
+
+def test_same_release_already_installed_is_kept_when_the_index_is_unreachable():
+    torch = pytest.importorskip("torch", reason="needs a torch installed in this interpreter")
+    version = torch.__version__.partition("+")[0]
+    proc = subprocess.run([sys.executable, "-m", "conformance", "install-torch", "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**{k: v for k, v in os.environ.items() if k != "CONFORMANCE_HOST_TORCH"},
+                               "TORCH_VERSION": version, "CONFORMANCE_CUDA_INDEX": closed_port_url(),
+                               "CONFORMANCE_CUDA_VARIANT": "cu999"})
+    assert proc.returncode == exitcodes.OK, proc.stderr
+    assert f"keeping the installed torch {torch.__version__}" in proc.stdout and "running" not in proc.stdout

@@ -64,6 +64,11 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
         _say(f"torch {have} already installed ({plan.describe()})")
         return exitcodes.OK
     ok, why = builds.index_reachable(plan.index_url or "")
+    if not ok and have is not None and have.partition("+")[0] == plan.version:
+        # pip could only pick the same release from the default index again; say what is there and move on.
+        _say(f"PyTorch index {plan.index_url} not reachable ({why}); keeping the installed torch {have} "
+             f"(not {plan.version}+{plan.variant}: the build identity check reports it)")
+        return exitcodes.OK
     if ok:
         code = _pip([plan.exact_requirement, "--extra-index-url", plan.index_url])
         tried = f"{plan.index_url} and the default index"
