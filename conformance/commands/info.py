@@ -18,14 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     build = device.detect_build()
     names = args.device or list(builds.DEVICES)
+    devices = {n: device.probe(n, build) for n in names}  # probing runs nvidia-smi and device queries: once
+    plans = {n: builds.plan(n) for n in names}
     out = {
         "build": device.asdict(build),
-        "devices": {n: device.asdict(device.probe(n, build)) for n in names},
-        "pins": {n: device.asdict(builds.plan(n)) for n in names},
-        "identity": {},
+        "devices": {n: device.asdict(d) for n, d in devices.items()},
+        "pins": {n: device.asdict(p) for n, p in plans.items()},
+        "identity": {n: device.asdict(device.identity(devices[n], build, plans[n])) for n in names},
     }
-    for n in names:
-        dev = device.probe(n, build)
-        out["identity"][n] = device.asdict(device.identity(dev, build, builds.plan(n)))
     print(json.dumps(out, indent=2))
     return exitcodes.OK

@@ -129,6 +129,14 @@ class _Lock:
                 pass
 
 
+def _remove(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
 def _signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -146,9 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"another conformance run ({holder}) is writing {final}; wait for it, or give this run "
                       "another --env-name / --junitxml")
     try:
-        for stale in (partial, journal_path):
-            if os.path.exists(stale):
-                os.remove(stale)
+        _remove(partial, journal_path)  # stale leftovers of an earlier run of this env
         return _supervise(args, final, partial, journal_path, limit)
     finally:
         lock.release()
@@ -222,9 +228,7 @@ def _finish(args, code: int, stop: dict[str, str], tail, final: str, partial: st
         return _PYTEST_EXIT[code]
     if code == 4 and not data.collected and "cause" not in stop:
         # pytest rejected the command line or a setting (its message is above): nothing ran, nothing to report.
-        for leftover in (partial, journal_path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        _remove(partial, journal_path)
         return exitcodes.USAGE
     if "cause" in stop:
         cause = stop["cause"]
@@ -233,9 +237,7 @@ def _finish(args, code: int, stop: dict[str, str], tail, final: str, partial: st
     else:
         cause = f"the suite process exited with code {code} before finishing"
     salvage.write(data, salvage.Death(cause, "\n".join(tail)), env_name(args), final)
-    for leftover in (partial, journal_path):
-        if os.path.exists(leftover):
-            os.remove(leftover)
+    _remove(partial, journal_path)
     sys.stderr.write(f"conformance run: {cause}; wrote what finished to {final}\n")
     if "timeout" in stop:
         return exitcodes.FAILED
