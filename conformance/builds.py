@@ -15,6 +15,8 @@ Overrides (environment variables, all optional):
 
 from __future__ import annotations
 
+from conformance.errors import UsageError
+
 import os
 import socket
 import urllib.parse
@@ -38,7 +40,7 @@ HOST_ONLY_DEVICES = frozenset({"hpu"})
 _TRUE = {"1", "true", "yes", "on"}
 
 
-class PinError(ValueError):
+class PinError(UsageError, ValueError):
     """A device or pin setting that names nothing we know; the message says what is valid."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conformance import __version__, builds, exitcodes
+from conformance import __version__, builds, errors
 from conformance.commands import info, install_torch, report, run
 
 
@@ -15,7 +15,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(exitcodes.USAGE)
+        sys.exit(errors.USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = extra
     try:
         return int(args.func(args))
-    except builds.PinError as exc:
-        sys.stderr.write(f"conformance: error: {exc}\n")
-        return exitcodes.USAGE
+    except errors.ConformanceError as exc:
+        sys.stderr.write(f"conformance {args.command}: error: {exc}\n")
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("conformance: interrupted\n")
-        return exitcodes.INTERRUPTED
+        return errors.INTERRUPTED

@@ -10,7 +10,7 @@ import venv
 
 import pytest
 
-from conformance import exitcodes
+from conformance import errors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +46,7 @@ def test_host_mode_links_the_host_interpreters_torch(fresh_env):
     pytest.importorskip("torch", reason="host mode needs a torch in the interpreter running these tests")
     proc = install(fresh_env, "--device", "cpu",
                    env={"CONFORMANCE_HOST_TORCH": "1", "CONFORMANCE_HOST_PYTHON": sys.executable})
-    assert proc.returncode == exitcodes.OK, proc.stdout + proc.stderr
+    assert proc.returncode == errors.OK, proc.stdout + proc.stderr
     assert "host mode: using torch" in proc.stdout
     import torch
 
@@ -59,14 +59,14 @@ def test_host_mode_without_torch_warns_and_carries_on(fresh_env, tmp_path):
     bare = tmp_path / "bare"
     venv.EnvBuilder(with_pip=False).create(bare)
     proc = install(fresh_env, "--device", "hpu", env={"CONFORMANCE_HOST_PYTHON": str(bare / "bin" / "python")})
-    assert proc.returncode == exitcodes.OK, proc.stderr
+    assert proc.returncode == errors.OK, proc.stderr
     assert "has no torch; every check will be reported unavailable" in proc.stdout
 
 
 def test_uninstallable_version_names_version_and_index(fresh_env):
     index = closed_port_url()
     proc = install(fresh_env, "--device", "cpu", env={"TORCH_VERSION": "0.0.1", "CONFORMANCE_CPU_INDEX": index})
-    assert proc.returncode == exitcodes.INTERNAL
+    assert proc.returncode == errors.INTERNAL
     assert "torch==0.0.1" in proc.stderr and "127.0.0.1" in proc.stderr and "TORCH_VERSION" in proc.stderr
     # one line about the dead index, not pip's wall of retries against it
     assert proc.stdout.count("not reachable") == 1 and "Retrying" not in proc.stdout + proc.stderr
@@ -74,7 +74,7 @@ def test_uninstallable_version_names_version_and_index(fresh_env):
 
 def test_dry_run_prints_the_plan(fresh_env):
     proc = install(fresh_env, "--device", "cuda", "--dry-run", env={"TORCH_VERSION": "2.14.1"})
-    assert proc.returncode == exitcodes.OK
+    assert proc.returncode == errors.OK
     assert '"requirement": "torch==2.14.1+cu130"' in proc.stdout
 
 
@@ -86,5 +86,5 @@ def test_same_release_already_installed_is_kept_when_the_index_is_unreachable():
                           env={**{k: v for k, v in os.environ.items() if k != "CONFORMANCE_HOST_TORCH"},
                                "TORCH_VERSION": version, "CONFORMANCE_CUDA_INDEX": closed_port_url(),
                                "CONFORMANCE_CUDA_VARIANT": "cu999"})
-    assert proc.returncode == exitcodes.OK, proc.stderr
+    assert proc.returncode == errors.OK, proc.stderr
     assert f"keeping the installed torch {torch.__version__}" in proc.stdout and "running" not in proc.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import exitcodes
+from conformance import errors
 from conformance.cli import main
 from conformance.report import baseline
 from conformance.report import model as m
@@ -54,7 +54,7 @@ def run_dir(tmp_path, monkeypatch):
     reports.mkdir()
     for name in ("cpu", "cuda"):
         shutil.copy(DATA / "matrix" / f"{name}.xml", reports / f"{name}.xml")
-    assert main(["report", "--output-dir", "base"]) == exitcodes.FAILED
+    assert main(["report", "--output-dir", "base"]) == errors.FAILED
     # the next run: cpu's loss_kwargs check regresses, cuda's bf16 failure is fixed
     cpu = (reports / "cpu.xml").read_text()
     cpu = re.sub(r'(name="test_merge_chunks" time="[0-9.]+") />', r'\1><failure message="boom">tb</failure></testcase>',
@@ -72,7 +72,7 @@ def run_dir(tmp_path, monkeypatch):
 def test_cli_reports_regressions_and_exits_5(run_dir, capsys, base):
     code = main(["report", "--baseline", base])
     out = capsys.readouterr().out
-    assert code == exitcodes.REGRESSION
+    assert code == errors.REGRESSION
     assert f"baseline {base}: 1 regressions, 1 fixes, 0 new, 0 removed" in out
     assert "regressed: cpu test_microbatch::test_merge_chunks: passed -> failed" in out
     assert "fixed: cuda test_microbatch::test_chunk_spec[bf16]: failed -> passed" in out
@@ -88,16 +88,16 @@ def test_cli_reports_regressions_and_exits_5(run_dir, capsys, base):
 def test_exit_code_precedence(run_dir, capsys):
     # warnings + regression + failures: --strict wins, then the regression, then plain failures
     (run_dir / "reports" / "broken.xml").write_text("<testsuites><testsuite")
-    assert main(["report", "--baseline", "base/compatibility.json", "--strict"]) == exitcodes.STRICT
-    assert main(["report", "--baseline", "base/compatibility.json"]) == exitcodes.REGRESSION
-    assert main(["report"]) == exitcodes.FAILED
+    assert main(["report", "--baseline", "base/compatibility.json", "--strict"]) == errors.STRICT
+    assert main(["report", "--baseline", "base/compatibility.json"]) == errors.REGRESSION
+    assert main(["report"]) == errors.FAILED
     err = capsys.readouterr().err
     assert "--strict: 1 input warning(s) (exit 4)" in err
 
 
 def test_no_regression_but_failures_exits_1(run_dir):
-    assert main(["report", "--output-dir", "again"]) == exitcodes.FAILED
-    assert main(["report", "--baseline", "again/compatibility.json", "--output-dir", "third"]) == exitcodes.FAILED
+    assert main(["report", "--output-dir", "again"]) == errors.FAILED
+    assert main(["report", "--baseline", "again/compatibility.json", "--output-dir", "third"]) == errors.FAILED
 
 
 @pytest.mark.parametrize(
@@ -109,6 +109,6 @@ def test_no_regression_but_failures_exits_1(run_dir):
 )
 def test_unusable_baseline_is_a_usage_error(run_dir, capsys, content, message):
     (run_dir / "bad-base").write_text(content)
-    assert main(["report", "--baseline", "bad-base"]) == exitcodes.USAGE
+    assert main(["report", "--baseline", "bad-base"]) == errors.USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

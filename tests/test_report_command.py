@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import exitcodes
+from conformance import errors
 from conformance.cli import main
 
 DATA = Path(__file__).parent / "data" / "junit"
@@ -37,7 +37,7 @@ def copy_envs(folder: Path, *envs: str) -> None:
 def test_default_run_writes_four_outputs_and_exits_failed(reports, capsys):
     code = main(["report"])
     out, err = capsys.readouterr()
-    assert code == exitcodes.FAILED  # cuda failed, xpu crashed, hpu identity failed
+    assert code == errors.FAILED  # cuda failed, xpu crashed, hpu identity failed
     assert sorted(p.name for p in reports.iterdir() if not p.name.endswith(".xml") or p.name == "merged.xml") \
         == OUTPUTS
     lines = out.splitlines()
@@ -46,20 +46,20 @@ def test_default_run_writes_four_outputs_and_exits_failed(reports, capsys):
     assert any(line.split()[:2] == ["cuda", "FAIL"] and "1 failed" in line for line in lines)
     assert err == ""
     # running again must not read its own merged.xml
-    assert main(["report"]) == exitcodes.FAILED
+    assert main(["report"]) == errors.FAILED
     assert json.loads((reports / "compatibility.json").read_text())["checks"] == 18
 
 
 def test_all_green_exits_ok(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     copy_envs(tmp_path / "reports", "cpu")
-    assert main(["report", "--format", "json"]) == exitcodes.OK
+    assert main(["report", "--format", "json"]) == errors.OK
     assert [p.name for p in (tmp_path / "reports").iterdir() if p.name != "cpu.xml"] == ["compatibility.json"]
 
 
 def test_no_input_names_the_glob_and_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["report"]) == exitcodes.NO_INPUT
+    assert main(["report"]) == errors.NO_INPUT
     err = capsys.readouterr().err
     assert "no JUnit files found (searched reports/*.xml); nothing written" in err
     assert not (tmp_path / "reports").exists()
@@ -68,7 +68,7 @@ def test_no_input_names_the_glob_and_writes_nothing(tmp_path, monkeypatch, capsy
 def test_only_unreadable_inputs_is_no_input(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["report", str(DATA / "bad" / "empty.xml"), str(DATA / "bad" / "wrong_root.xml"),
-                 "--output-dir", "out"]) == exitcodes.NO_INPUT
+                 "--output-dir", "out"]) == errors.NO_INPUT
     err = capsys.readouterr().err
     assert "empty file" in err and "root element <coverage>" in err
     assert "none of the 2 input files could be read" in err
@@ -84,7 +84,7 @@ def test_bad_inputs_warn_merge_the_rest_and_strict_exits_4(tmp_path, monkeypatch
     args = ["report", "in", "--output-dir", "out", "--expect", "cpu,cuda,xpu"]
     code = main(args)
     out, err = capsys.readouterr()
-    assert code == exitcodes.FAILED  # latin1.xml holds a failure; the warnings alone do not fail without --strict
+    assert code == errors.FAILED  # latin1.xml holds a failure; the warnings alone do not fail without --strict
     for fragment in ("in/cpu.xml: same content as in/cpu-again.xml; duplicate skipped",
                      "in/truncated.xml: incomplete: XML ends early", "in/malformed.xml: malformed XML",
                      "in/latin1.xml: not valid UTF-8", "in/wrong_root.xml: not a JUnit file",
@@ -96,43 +96,43 @@ def test_bad_inputs_warn_merge_the_rest_and_strict_exits_4(tmp_path, monkeypatch
     assert data["absent_envs"] == ["xpu"]
     assert len(data["warnings"]) == 7
     assert "Input warnings (7)" in (tmp_path / "out" / "compatibility.md").read_text()
-    assert main(args + ["--strict"]) == exitcodes.STRICT
+    assert main(args + ["--strict"]) == errors.STRICT
 
 
 def test_usage_errors_have_no_traceback(reports, capsys):
-    assert main(["report", "--format", "pdf"]) == exitcodes.USAGE
+    assert main(["report", "--format", "pdf"]) == errors.USAGE
     assert "unknown --format pdf (choose from xml, html, md, json)" in capsys.readouterr().err
     (reports.parent / "afile").write_text("")
-    assert main(["report", "--output-dir", "afile"]) == exitcodes.USAGE
+    assert main(["report", "--output-dir", "afile"]) == errors.USAGE
     assert "exists and is not a folder" in capsys.readouterr().err
-    assert main(["report", "--baseline", "nope.json"]) == exitcodes.USAGE
+    assert main(["report", "--baseline", "nope.json"]) == errors.USAGE
     assert "--baseline: nope.json: cannot be read (No such file or directory)" in capsys.readouterr().err
 
 
 def test_dash_dash_extra_is_ignored(reports):
-    assert main(["report", "--format", "md", "--", "-k", "x"]) == exitcodes.FAILED
+    assert main(["report", "--format", "md", "--", "-k", "x"]) == errors.FAILED
 
 
 def test_module_entry_point_runs_in_a_subprocess(reports):
     proc = subprocess.run([sys.executable, "-m", "conformance", "report", "--format", "md"], capture_output=True,
                           text=True, cwd=reports.parent, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == exitcodes.FAILED, proc.stderr
+    assert proc.returncode == errors.FAILED, proc.stderr
     assert "conformance report: 18 checks x 4 envs" in proc.stdout
 
 
 def test_output_dir_dash_writes_one_format_to_stdout(reports, capsys):
-    assert main(["report", "--format", "md", "--output-dir", "-"]) == exitcodes.FAILED
+    assert main(["report", "--format", "md", "--output-dir", "-"]) == errors.FAILED
     out, err = capsys.readouterr()
     assert out.startswith("## Pipeline-parallel conformance across devices\n")
     assert "conformance report: 18 checks x 4 envs" in err  # the summary stays out of the report
     assert not (reports / "compatibility.md").exists() and not (reports.parent / "-").exists()
-    assert main(["report", "--output-dir", "-"]) == exitcodes.USAGE
+    assert main(["report", "--output-dir", "-"]) == errors.USAGE
     assert "writes one report to stdout" in capsys.readouterr().err
 
 
 def test_unwritable_output_dir_is_a_clear_error(reports, capsys):
     # A folder below a regular file cannot be created, even by root (file permissions would not stop root).
-    assert main(["report", "--output-dir", "reports/cpu.xml/sub"]) == exitcodes.USAGE
+    assert main(["report", "--output-dir", "reports/cpu.xml/sub"]) == errors.USAGE
     err = capsys.readouterr().err
     assert "cannot write reports/cpu.xml/sub: Not a directory" in err and "Traceback" not in err
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import xmlschema
 
-from conformance import exitcodes
+from conformance import errors
 
 from conftest import JUNIT_XSD
 
@@ -56,7 +56,7 @@ IDENTITY = "test_identity::test_build_identity"
 def test_cpu_seed_passes_and_records_build(tmp_path):
     out = tmp_path / "cpu.xml"
     proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-k", "seed or identity")
-    assert proc.returncode == exitcodes.OK, proc.stdout + proc.stderr
+    assert proc.returncode == errors.OK, proc.stdout + proc.stderr
     validate(out)
     c = cases(out)
     assert set(c) == {SEED, IDENTITY}
@@ -80,7 +80,7 @@ def test_absent_device_is_unavailable_and_strict_fails(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible here; this test needs a host without one")
-    assert proc.returncode == exitcodes.OK, proc.stdout + proc.stderr
+    assert proc.returncode == errors.OK, proc.stdout + proc.stderr
     validate(out)
     for key, case in cases(out).items():
         skipped = case.find("skipped")
@@ -90,12 +90,12 @@ def test_absent_device_is_unavailable_and_strict_fails(tmp_path):
 
     strict = conformance("run", "--device", "cuda", "--junitxml", str(out), "--strict-device", "--", "-q", "-k",
                          "seed or identity", env=env)
-    assert strict.returncode == exitcodes.FAILED
+    assert strict.returncode == errors.FAILED
     assert all(case.find("skipped") is None for case in cases(out).values())
 
     # the whole suite, expectation entries included: every check fails or errors, none hides as xfail
     strict_all = conformance("run", "--device", "cuda", "--junitxml", str(out), "--strict-device", "--", "-q", env=env)
-    assert strict_all.returncode == exitcodes.FAILED
+    assert strict_all.returncode == errors.FAILED
     every = cases(out)
     assert len(every) > 100
     assert all(case.find("failure") is not None or case.find("error") is not None for case in every.values()), \
@@ -110,7 +110,7 @@ def test_pinned_cuda_env_with_cpu_build_fails_identity(tmp_path):
     out = tmp_path / "cuda.xml"
     env = {"CONFORMANCE_HOST_TORCH": "", "TORCH_VERSION": torch.__version__.partition("+")[0]}
     proc = conformance("run", "--device", "cuda", "--junitxml", str(out), "--", "-q", "-k", "seed or identity", env=env)
-    assert proc.returncode == exitcodes.FAILED
+    assert proc.returncode == errors.FAILED
     failure = cases(out)[IDENTITY].find("failure")
     assert failure is not None
     assert "expected the cu130 build" in failure.get("message") and torch.__version__ in failure.get("message")
@@ -118,7 +118,7 @@ def test_pinned_cuda_env_with_cpu_build_fails_identity(tmp_path):
 
 def test_unknown_device_is_a_usage_error():
     proc = conformance("run", "--device", "tpu")
-    assert proc.returncode == exitcodes.USAGE
+    assert proc.returncode == errors.USAGE
     assert "cpu" in proc.stderr and "cuda" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -132,7 +132,7 @@ def test_crash_keeps_finished_results_and_marks_the_rest(tmp_path, mode, cause):
     out = tmp_path / "cpu.xml"
     proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-k", "seed or identity",
                        env={"CONFORMANCE_TEST_CRASH": f"{mode}:seed"})
-    assert proc.returncode == exitcodes.FAILED, proc.stdout + proc.stderr
+    assert proc.returncode == errors.FAILED, proc.stdout + proc.stderr
     validate(out)
     c = cases(out)
     assert len(list(c[IDENTITY])) == 0, "the check that finished before the crash keeps its pass"
@@ -147,7 +147,7 @@ def assert_report_shows_crash(junit, tmp_path) -> None:
     """The merged report of a crashed env: exit 1, the env marked FAIL with its crash, a valid merged.xml."""
     __tracebackhide__ = True
     report = conformance("report", str(junit), "--output-dir", str(tmp_path / "report"))
-    assert report.returncode == exitcodes.FAILED, report.stdout + report.stderr
+    assert report.returncode == errors.FAILED, report.stdout + report.stderr
     assert "crashed" in report.stdout and "FAIL" in report.stdout, report.stdout
     validate(tmp_path / "report" / "merged.xml")
     merged_errors = [e for e in ET.parse(tmp_path / "report" / "merged.xml").getroot().iter("error")
@@ -160,7 +160,7 @@ def test_not_run_checks_after_a_crash(tmp_path):
     proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-p", "no:randomly",
                        "-k", "identity or seed or split_points",
                        env={"CONFORMANCE_TEST_CRASH": "sigkill:test_build_identity"})
-    assert proc.returncode == exitcodes.FAILED
+    assert proc.returncode == errors.FAILED
     c = cases(out)
     assert c[IDENTITY].find("error").get("type") == "crashed"
     later = [case for key, case in c.items() if key != IDENTITY]
@@ -174,7 +174,7 @@ def test_global_time_limit_reports_the_hung_check(tmp_path):
     proc = conformance("run", "--device", "cpu", "--junitxml", str(out), "--time-limit", "15", "--", "-q", "-k",
                        "seed or identity", env={"CONFORMANCE_TEST_CRASH": "hang:seed"})
     assert time.monotonic() - start < 90
-    assert proc.returncode == exitcodes.FAILED
+    assert proc.returncode == errors.FAILED
     err = cases(out)[SEED].find("error")
     assert err is not None and "global time limit of 15 s" in err.get("message")
     assert "faults.py" in err.text, "faulthandler's stack of the hung check is in the report"
@@ -193,7 +193,7 @@ def test_sigterm_writes_what_finished_and_exits_nonzero(tmp_path):
             break
     proc.send_signal(signal.SIGTERM)
     rest = proc.communicate(timeout=60)[0]
-    assert proc.returncode == exitcodes.INTERRUPTED, rest
+    assert proc.returncode == errors.INTERRUPTED, rest
     validate(out)
     c = cases(out)
     assert len(list(c[IDENTITY])) == 0
@@ -211,7 +211,7 @@ def test_two_runs_never_share_a_report_file(tmp_path):
             if "crashing on purpose" in line:
                 break
         second = conformance("run", "--device", "cpu", "--junitxml", str(out), "--", "-q", "-k", "seed")
-        assert second.returncode == exitcodes.USAGE
+        assert second.returncode == errors.USAGE
         assert "another conformance run" in second.stderr and str(out) in second.stderr
     finally:
         first.send_signal(signal.SIGTERM)
@@ -221,7 +221,7 @@ def test_two_runs_never_share_a_report_file(tmp_path):
 def test_bad_setting_is_a_usage_error_without_a_report(tmp_path):
     out = tmp_path / "cpu.xml"
     proc = conformance("run", "--device", "cpu", "--junitxml", str(out), env={"CONFORMANCE_TORCH_SERIES": "9.9"})
-    assert proc.returncode == exitcodes.USAGE
+    assert proc.returncode == errors.USAGE
     assert "unknown torch series '9.9'" in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
     assert not list(tmp_path.iterdir()), "no report for a run that never started"
 
@@ -245,11 +245,11 @@ def test_parallel_envs_one_crashing_still_give_a_truthful_report(tmp_path):
     healthy = subprocess.Popen(base + ["cpu", "--env-name", "cpu-again", "--junitxml", str(reports / "cpu-again.xml"),
                                        "--", "-q", "-k", "seed or identity"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert crashing.wait(timeout=180) == exitcodes.FAILED
-    assert healthy.wait(timeout=180) == exitcodes.OK
+    assert crashing.wait(timeout=180) == errors.FAILED
+    assert healthy.wait(timeout=180) == errors.OK
     report = conformance("report", "--output-dir", str(tmp_path / "out"), str(reports / "cpu.xml"),
                          str(reports / "cpu-again.xml"))
-    assert report.returncode == exitcodes.FAILED, report.stdout + report.stderr
+    assert report.returncode == errors.FAILED, report.stdout + report.stderr
     lines = {line.split()[0]: line for line in report.stdout.splitlines()[1:] if line.strip()}
     assert "crashed" in lines["cpu"] and "FAIL" in lines["cpu"], report.stdout
     assert "ok" in lines["cpu-again"] and "2/2 passed" in lines["cpu-again"], report.stdout
@@ -271,4 +271,4 @@ def test_suite_uses_the_same_package_as_the_command(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
                            "--", "-q", "-k", "identity"], cwd=root, env=clean_env(), capture_output=True, text=True,
                           timeout=180)
-    assert proc.returncode == exitcodes.OK, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.returncode == errors.OK, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from conformance import builds, device, exitcodes
+from conformance import builds, device, errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,4 +27,4 @@ def run(args: argparse.Namespace) -> int:
         "identity": {n: device.asdict(device.identity(devices[n], build, plans[n])) for n in names},
     }
     print(json.dumps(out, indent=2))
-    return exitcodes.OK
+    return errors.OK

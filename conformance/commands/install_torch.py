@@ -11,7 +11,7 @@ import subprocess
 import sys
 import sysconfig
 
-from conformance import builds, exitcodes
+from conformance import builds, errors
 
 HOST_PTH = "_conformance_host_torch.pth"
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     plan = builds.plan(args.device)
     if args.dry_run:
         print(json.dumps({**plan.__dict__, "requirement": plan.exact_requirement}, indent=2))
-        return exitcodes.OK
+        return errors.OK
     if plan.source == "host":
         return _link_host_torch(plan)
     return _install_pinned(plan)
@@ -62,13 +62,13 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
     have = _installed_torch()
     if have == f"{plan.version}+{plan.variant}" or (have == plan.version and plan.variant == builds.PYPI_DEFAULT_VARIANT):
         _say(f"torch {have} already installed ({plan.describe()})")
-        return exitcodes.OK
+        return errors.OK
     ok, why = builds.index_reachable(plan.index_url or "")
     if not ok and have is not None and have.partition("+")[0] == plan.version:
         # pip could only pick the same release from the default index again; say what is there and move on.
         _say(f"PyTorch index {plan.index_url} not reachable ({why}); keeping the installed torch {have} "
              f"(not {plan.version}+{plan.variant}: the build identity check reports it)")
-        return exitcodes.OK
+        return errors.OK
     if ok:
         code = _pip([plan.exact_requirement, "--extra-index-url", plan.index_url])
         tried = f"{plan.index_url} and the default index"
@@ -88,7 +88,7 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
             f"{plan.device.upper()}_INDEX or CONFORMANCE_INDEX_BASE at a reachable mirror, or use host mode "
             "(CONFORMANCE_HOST_TORCH=1) to test the torch already installed.\n"
         )
-        return exitcodes.INTERNAL
+        return errors.INTERNAL
     got = _installed_torch()
     expected = f"{plan.version}+{plan.variant}"
     if got not in (expected, plan.version if plan.variant == builds.PYPI_DEFAULT_VARIANT else expected):
@@ -97,7 +97,7 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
         _say(f"WARNING: got torch {got}, not {expected}; {consequence}")
     else:
         _say(f"installed torch {got}")
-    return exitcodes.OK
+    return errors.OK
 
 
 def _host_python() -> str | None:
@@ -139,12 +139,12 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
     if host is None:
         _say("WARNING: host mode but no host python3 found outside this env; set CONFORMANCE_HOST_PYTHON. "
              "Every check will be reported unavailable.")
-        return exitcodes.OK
+        return errors.OK
     try:
         info = json.loads(subprocess.check_output([host, "-c", _PROBE], text=True, timeout=60))
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         sys.stderr.write(f"conformance install-torch: cannot ask host interpreter {host} for its packages: {exc}\n")
-        return exitcodes.INTERNAL
+        return errors.INTERNAL
     ours = sys.version.split()[0].rsplit(".", 1)[0]
     theirs = info["version"].rsplit(".", 1)[0]
     if ours != theirs:
@@ -153,7 +153,7 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
             f"interpreter {info['executable']} ({theirs}); run tox with that interpreter "
             f"(e.g. `{info['executable']} -m tox -e {plan.device}`).\n"
         )
-        return exitcodes.INTERNAL
+        return errors.INTERNAL
     paths = [p for p in info["paths"] if os.path.isdir(p) and os.path.realpath(p) != os.path.realpath(site_dir)]
     with open(pth, "w", encoding="utf-8") as fh:
         fh.write("\n".join(paths) + "\n")
@@ -161,4 +161,4 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
         _say(f"host mode: using torch {info['torch']} from {info['executable']}")
     else:
         _say(f"WARNING: host mode but {info['executable']} has no torch; every check will be reported unavailable")
-    return exitcodes.OK
+    return errors.OK

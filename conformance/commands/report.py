@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance import __version__, exitcodes
+from conformance import __version__, errors
 from conformance.output import STDOUT, write_text
 from conformance.report import baseline as baseline_mod
 from conformance.report import model as m
@@ -85,13 +85,13 @@ def _gitlab_note(text: str | bytes, cases: int) -> None:
 
 def exit_code(matrix: m.Matrix, strict: bool) -> int:
     if strict and matrix.warnings:
-        return exitcodes.STRICT
+        return errors.STRICT
     diff = matrix.baseline
     if diff is not None and diff.regressions:
-        return exitcodes.REGRESSION
+        return errors.REGRESSION
     if matrix.failed_envs:
-        return exitcodes.FAILED
-    return exitcodes.OK
+        return errors.FAILED
+    return errors.OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,15 +109,15 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         _err(f"unknown --format {', '.join(unknown) or repr(args.format)} (choose from {', '.join(FORMATS)})")
-        return exitcodes.USAGE
+        return errors.USAGE
     to_stdout = args.output_dir == STDOUT
     if to_stdout and len(formats) != 1:
         _err("--output-dir - writes one report to stdout: pick it with --format (e.g. --format md)")
-        return exitcodes.USAGE
+        return errors.USAGE
     out_dir = Path(DEFAULT_DIR if to_stdout else args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         _err(f"--output-dir {out_dir} exists and is not a folder")
-        return exitcodes.USAGE
+        return errors.USAGE
     expect = _split(args.expect)
 
     found = find_inputs(list(args.junit_files), DEFAULT_DIR, exclude=out_dir / MERGED_NAME)
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
             _err(f"warning: {w}")
         _err(f"no JUnit files found (searched {found.searched}); nothing written. "
              "Run a device env first (e.g. `tox -e cpu`) or pass the files.")
-        return exitcodes.NO_INPUT
+        return errors.NO_INPUT
     envs, warnings = read_inputs(found.files)
     warnings = found.warnings + warnings
     if not envs:
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
             _err(f"warning: {w}")
         _err(f"none of the {len(found.files)} input files could be read (searched {found.searched}); "
              "nothing written")
-        return exitcodes.NO_INPUT
+        return errors.NO_INPUT
 
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     matrix = build_matrix(envs, warnings, expect, generated_at=now, generator=f"conformance {__version__}")
@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
             before = baseline_mod.load(args.baseline)
         except baseline_mod.BaselineError as exc:
             _err(f"--baseline: {exc}")
-            return exitcodes.USAGE
+            return errors.USAGE
         matrix.baseline = baseline_mod.diff(matrix, before, args.baseline)
 
     # Render everything before writing anything: a failed render (or merge check) leaves old reports intact.
@@ -151,14 +151,14 @@ def _run(args: argparse.Namespace) -> int:
         rendered = render_all(matrix, [(f, FORMATS[f][1]) for f in formats])
     except (MergeError, RenderError) as exc:
         _err(f"internal error: {exc}; nothing written")
-        return exitcodes.INTERNAL
+        return errors.INTERNAL
     texts = [(STDOUT if to_stdout else out_dir / FORMATS[f][0], text) for f, text in zip(formats, rendered)]
     try:
         for path, text in texts:
             write_text(path, text)
     except OSError as exc:
         _err(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}")
-        return exitcodes.USAGE
+        return errors.USAGE
 
     for w in matrix.warnings:
         _err(f"warning: {w}")
@@ -177,6 +177,6 @@ def _run(args: argparse.Namespace) -> int:
         # `conformance report | head`: the reader left; the reports are written, the exit code still matters.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     code = exit_code(matrix, args.strict)
-    if code == exitcodes.STRICT:
+    if code == errors.STRICT:
         _err(f"--strict: {len(matrix.warnings)} input warning(s) (exit {code})")
     return code

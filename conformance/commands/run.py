@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from conformance import builds, exitcodes
+from conformance import builds, errors
 
 # conformance.journal/faults/salvage import pytest (0.2 s): loaded only when a run starts, not for `report`.
 JOURNAL_ENV = "CONFORMANCE_JOURNAL"  # = conformance.journal.JOURNAL_ENV
@@ -29,10 +29,10 @@ TIME_LIMIT_ENV = "CONFORMANCE_TIME_LIMIT"
 OUTPUT_TAIL_LINES = 40
 GRACE_S = 10.0  # how long a stopped suite gets to finish its current check and write its own report
 
-# pytest's exit status -> ours (see conformance/exitcodes.py)
+# pytest's exit status -> ours (see conformance/errors.py)
 # (pytest's 2 is "interrupted", which it also uses for collection errors: a broken suite is a failure.)
-_PYTEST_EXIT = {0: exitcodes.OK, 1: exitcodes.FAILED, 2: exitcodes.FAILED, 3: exitcodes.INTERNAL,
-                4: exitcodes.USAGE, 5: exitcodes.INTERNAL}
+_PYTEST_EXIT = {0: errors.OK, 1: errors.FAILED, 2: errors.FAILED, 3: errors.INTERNAL,
+                4: errors.USAGE, 5: errors.INTERNAL}
 # The suite process must import the very `conformance` package this process runs (SUITE_DIR is inside it): the
 # working directory comes off sys.path (a checkout there must not shadow an installed package, or the reverse)
 # and this package's parent folder goes first.
@@ -92,7 +92,7 @@ def _time_limit(args: argparse.Namespace) -> float | None:
 
 def _usage(msg: str) -> int:
     sys.stderr.write(f"conformance run: error: {msg}\n")
-    return exitcodes.USAGE
+    return errors.USAGE
 
 
 class _Lock:
@@ -229,7 +229,7 @@ def _finish(args, code: int, stop: dict[str, str], tail, final: str, partial: st
     if code == 4 and not data.collected and "cause" not in stop:
         # pytest rejected the command line or a setting (its message is above): nothing ran, nothing to report.
         _remove(partial, journal_path)
-        return exitcodes.USAGE
+        return errors.USAGE
     if "cause" in stop:
         cause = stop["cause"]
     elif code < 0:
@@ -240,5 +240,5 @@ def _finish(args, code: int, stop: dict[str, str], tail, final: str, partial: st
     _remove(partial, journal_path)
     sys.stderr.write(f"conformance run: {cause}; wrote what finished to {final}\n")
     if "timeout" in stop:
-        return exitcodes.FAILED
-    return exitcodes.INTERRUPTED if stop else exitcodes.FAILED
+        return errors.FAILED
+    return errors.INTERRUPTED if stop else errors.FAILED
