@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conformance import __version__, builds, errors
+from conformance import __version__, errors
+from conformance.torchenv import builds
 from conformance.commands import info, install_torch, report, run
 
 

@@ -1,9 +1,9 @@
-"""conformance.api: the API -> first-release table and `require()`'s not-applicable skips."""
+"""conformance.torchenv.api: the API -> first-release table and `require()`'s not-applicable skips."""
 
 import pytest
 
 import checkfaults
-from conformance import api
+from conformance.torchenv import api
 
 
 @pytest.mark.parametrize("version,want", [

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conformance import builds
+from conformance.torchenv import builds
 
 
 def test_defaults_come_from_one_place():

@@ -15,7 +15,7 @@ if sys.argv[1] == "no-torch":
     sys.modules["torch"] = None  # import torch fails, as in an env whose torch install is broken or absent
 import pytest
 S = sys.argv[2]
-sys.exit(pytest.main(["-p", "conformance.plugin", "-c", S + "/pytest.ini", "--rootdir", S, "--device", "cpu",
+sys.exit(pytest.main(["-p", "conformance.suite.plugin", "-c", S + "/pytest.ini", "--rootdir", S, "--device", "cpu",
                       "-p", "no:cacheprovider", *sys.argv[3:]]))
 """
 

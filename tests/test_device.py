@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from conformance import builds, device
+from conformance.torchenv import builds, device
 
 
 def fake_torch(monkeypatch, version="2.13.0+cpu", cuda=None, hip=None, xpu=None, xpu_devices=0, hpu_devices=None,

@@ -1,9 +1,9 @@
-"""conformance.expectations: which files apply, how entries parse, strict xfail and stale-entry warnings."""
+"""conformance.suite.expectations: which files apply, how entries parse, strict xfail and stale-entry warnings."""
 
 import pytest
 
 import checkfaults
-from conformance import expectations
+from conformance.suite import expectations
 
 
 @pytest.mark.parametrize("name,device,version,applies", [

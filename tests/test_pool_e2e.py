@@ -6,18 +6,23 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 TIMEOUT_S = 10
 
 
-def run_suite(tmp_path, select: str, **env) -> dict[str, tuple[str, str, float]]:
-    """Run the suite on cpu; returns {test name: (outcome, message+text, seconds)}."""
+FAULT_CHECKS = str(Path(__file__).parent / "support" / "pool_fault_checks.py")
+WITH_FAULTS = {"CONFORMANCE_RANK_PLUGINS": "pool_faults"}
+
+
+def run_suite(tmp_path, select: str, *extra: str, **env) -> dict[str, tuple[str, str, float]]:
+    """Run the suite on cpu (plus `extra` check files); returns {test name: (outcome, message+text, seconds)}."""
     xml = tmp_path / "out.xml"
     full_env = {**os.environ, "CONFORMANCE_CHECK_TIMEOUT": str(TIMEOUT_S), **env}
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
-                           "--", "-q", "-p", "no:randomly", "-k", select],
+                           "--", "-q", "-p", "no:randomly", "-k", select, *extra],
                           env=full_env, capture_output=True, text=True, timeout=600)
     assert xml.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     out = {}
@@ -33,7 +38,7 @@ def run_suite(tmp_path, select: str, **env) -> dict[str, tuple[str, str, float]]
 
 @pytest.fixture(scope="module")
 def faults_run(tmp_path_factory):
-    return run_suite(tmp_path_factory.mktemp("faults"), "test_pool_faults", CONFORMANCE_TEST_FAULTS="1")
+    return run_suite(tmp_path_factory.mktemp("faults"), "test_fault", FAULT_CHECKS, **WITH_FAULTS)
 
 
 def test_hanging_schedule_fails_within_timeout_with_every_ranks_stack(faults_run):
@@ -76,14 +81,17 @@ def test_broken_schedules_fail(faults_run):
     assert outcome == "failure" and "gradient of layers." in text
 
 
-def test_fault_checks_are_not_collected_in_normal_runs(tmp_path):
-    res = run_suite(tmp_path, "test_pool_faults or ScheduleGPipe-world2-fp32")
+def test_normal_runs_have_no_fault_checks_or_scenarios(tmp_path):
+    """Without the test plugin, fault checks do not exist and fault scenario names are unknown to the ranks."""
+    res = run_suite(tmp_path, "test_fault or ScheduleGPipe-world2-fp32")
     assert list(res) == ["test_schedule[ScheduleGPipe-world2-fp32]"] and res[next(iter(res))][0] == "passed"
+    res = run_suite(tmp_path, "test_fault_fail", FAULT_CHECKS)
+    assert res["test_fault_fail"][0] == "failure" and "no scenario 'fault_fail'" in res["test_fault_fail"][1]
 
 
 def test_fault_hook_in_pipelining_fails_the_real_schedule_checks(tmp_path):
-    """The env-var fault hook corrupts gradients inside the ranks; the ordinary checks must notice."""
-    res = run_suite(tmp_path, "test_schedule and world2-fp32 and (GPipe or ZBV)", CONFORMANCE_TEST_FAULTS="1",
+    """The rank plugin corrupts gradients inside every schedule's step; the ordinary checks must notice."""
+    res = run_suite(tmp_path, "test_schedule and world2-fp32 and (GPipe or ZBV)", **WITH_FAULTS,
                     CONFORMANCE_TEST_SCHEDULE_FAULT="corrupt_grad")
     assert set(res) == {"test_schedule[ScheduleGPipe-world2-fp32]", "test_schedule[ScheduleZBVZeroBubble-world2-fp32]"}
     assert all(v[0] == "failure" and "gradient of" in v[1] for v in res.values()), res

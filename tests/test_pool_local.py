@@ -15,13 +15,14 @@ TIMEOUT_S = 6.0
 
 @pytest.fixture(scope="module")
 def faults_on():
-    old = os.environ.get("CONFORMANCE_TEST_FAULTS")
-    os.environ["CONFORMANCE_TEST_FAULTS"] = "1"  # inherited by the spawned ranks
+    """The test-only fault scenarios (tests/support/pool_faults.py) as a rank plugin, inherited by the ranks."""
+    old = os.environ.get("CONFORMANCE_RANK_PLUGINS")
+    os.environ["CONFORMANCE_RANK_PLUGINS"] = "pool_faults"
     yield
     if old is None:
-        os.environ.pop("CONFORMANCE_TEST_FAULTS", None)
+        os.environ.pop("CONFORMANCE_RANK_PLUGINS", None)
     else:
-        os.environ["CONFORMANCE_TEST_FAULTS"] = old
+        os.environ["CONFORMANCE_RANK_PLUGINS"] = old
 
 
 @pytest.fixture(scope="module")

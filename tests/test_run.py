@@ -30,10 +30,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def with_crash_plugin(args: tuple[str, ...] | list[str], env: dict) -> list[str]:
+    """The test-only crash switch is a pytest plugin in tests/support, loaded into the suite process by name."""
+    args = list(args)
+    if "CONFORMANCE_TEST_CRASH" in env and "--" in args:
+        args[args.index("--") + 1:1 + args.index("--")] = ["-p", "crash"]
+    return args
+
+
 def conformance(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     full_env = clean_env(**(env or {}))
-    return subprocess.run([sys.executable, "-m", "conformance", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "conformance", *with_crash_plugin(args, full_env)],
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
 def cases(path) -> dict[str, ET.Element]:
@@ -177,7 +185,7 @@ def test_global_time_limit_reports_the_hung_check(tmp_path):
     assert proc.returncode == errors.FAILED
     err = cases(out)[SEED].find("error")
     assert err is not None and "global time limit of 15 s" in err.get("message")
-    assert "faults.py" in err.text, "faulthandler's stack of the hung check is in the report"
+    assert "crash.py" in err.text, "faulthandler's stack of the hung check is in the report"
     assert_report_shows_crash(out, tmp_path)
 
 
@@ -185,7 +193,7 @@ def test_sigterm_writes_what_finished_and_exits_nonzero(tmp_path):
     out = tmp_path / "cpu.xml"
     env = clean_env(CONFORMANCE_TEST_CRASH="hang:seed")
     proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
-                             "--", "-q", "-k", "seed or identity"], env=env, stdout=subprocess.PIPE,
+                             "--", "-p", "crash", "-q", "-k", "seed or identity"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     # wait until the hang has started, then cancel like a CI runner does
     for line in proc.stdout:
@@ -204,7 +212,7 @@ def test_two_runs_never_share_a_report_file(tmp_path):
     out = tmp_path / "cpu.xml"
     env = clean_env(CONFORMANCE_TEST_CRASH="hang:seed")
     first = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
-                              "--time-limit", "60", "--", "-q", "-k", "seed"], env=env, stdout=subprocess.PIPE,
+                              "--time-limit", "60", "--", "-p", "crash", "-q", "-k", "seed"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
         for line in first.stdout:
@@ -227,7 +235,8 @@ def test_bad_setting_is_a_usage_error_without_a_report(tmp_path):
 
 
 def test_env_names_match_the_modules_that_read_them():
-    from conformance import faults, journal
+    from conformance import faults
+    from conformance.runner import journal
     from conformance.commands import run
 
     assert run.JOURNAL_ENV == journal.JOURNAL_ENV and run.CRASH_ENV == faults.CRASH_ENV
@@ -259,7 +268,7 @@ def test_parallel_envs_one_crashing_still_give_a_truthful_report(tmp_path):
 
 def test_suite_uses_the_same_package_as_the_command(tmp_path):
     """`python -m conformance` from a checkout and the installed console script must not mix two copies."""
-    from conformance.commands import run
+    from conformance.runner import supervisor as run
 
     assert os.path.isdir(run.SUITE_DIR)
     import conformance

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from conformance import builds, device, errors
+from conformance.torchenv import builds, device
+from conformance import errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import sysconfig
 
-from conformance import builds, errors
+from conformance.torchenv import builds
+from conformance import errors
 
 HOST_PTH = "_conformance_host_torch.pth"
 

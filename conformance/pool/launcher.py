@@ -23,13 +23,14 @@ import threading
 import time
 from datetime import timedelta
 
-from conformance import device
+from conformance import settings
+from conformance.torchenv import device
 from conformance.pool import worker
 from conformance.pool.local import PoolError, RunReport
 from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext
 
-ENV = "CONFORMANCE_LAUNCHER"
+ENV = settings.LAUNCHER.name
 _DUMP_KEY = "conformance/dump"
 
 
@@ -153,7 +154,7 @@ class TorchrunLauncher:
 
 
 def from_env(device_type: str, backend: str, timeout_s: float) -> TorchrunLauncher:
-    kind = os.environ.get(ENV, "").strip()
+    kind = settings.LAUNCHER.raw()
     if kind != "torchrun":
         raise PoolError(f"{ENV}={kind!r}: only 'torchrun' is supported")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
@@ -186,7 +187,7 @@ def worker_loop(device_type: str, backend: str, timeout_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from conformance import builds
+    from conformance.torchenv import builds
 
     ap = argparse.ArgumentParser(prog="python -m conformance.pool.launcher", description=__doc__.splitlines()[0])
     ap.add_argument("--device", required=True, choices=builds.DEVICES)
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[ENV] = "torchrun"
     if _env_int("RANK") == 0:
         return subprocess.call([sys.executable, "-m", "conformance", "run", "--device", args.device, *rest])
-    timeout = float(os.environ.get("CONFORMANCE_CHECK_TIMEOUT", "") or 120)
+    timeout = settings.CHECK_TIMEOUT.number()
     return worker_loop(args.device, builds.BACKENDS[args.device], max(timeout * 10, 3600))
 
 

@@ -16,12 +16,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from conformance import settings
+from conformance.signals import signal_name
 from conformance.pool import worker
 from conformance.pool.protocol import STOP, Result, Task
 
 # After one rank has failed or died, how long the others get to finish before they count as stuck: a failed
 # rank often leaves its peers waiting in a recv that only the process-group timeout would end.
-GRACE_S = float(os.environ.get("CONFORMANCE_FAIL_GRACE", "") or 3.0)
+GRACE_S = settings.FAIL_GRACE.number()
 
 
 class PoolError(RuntimeError):
@@ -32,11 +34,7 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "is still running"
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"died with signal {name} (exit code {code})"
+        return f"died with signal {signal_name(-code)} (exit code {code})"
     return f"exited with code {code}"
 
 
@@ -51,14 +49,13 @@ class RunReport:
     restarted: bool = False  # the pool was torn down after this task
 
 
-START_ENV = "CONFORMANCE_POOL_START"
 
 
 def default_start_method() -> str:
     """forkserver where available: torch is imported once in the server and every rank (and every restart after a
     hang) is a cheap fork of a process that never touched a device; spawn (set CONFORMANCE_POOL_START=spawn)
     pays `import torch` per rank per start."""
-    chosen = os.environ.get(START_ENV, "").strip()
+    chosen = settings.POOL_START.raw()
     if chosen:
         return chosen
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"

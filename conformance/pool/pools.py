@@ -7,16 +7,16 @@ PyTorch's MultiProcessTestCase does (for debugging, and the benchmark's baseline
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
+from conformance import settings
 from conformance.pool import inprocess
 from conformance.pool.local import LocalPool, PoolError, RunReport
 from conformance.pool.protocol import Task
 
 Mode = Literal["persistent", "isolate"]
 MODES = ("persistent", "isolate")
-DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_TIMEOUT_S = float(settings.CHECK_TIMEOUT.default)
 
 
 class Unavailable(Exception):
@@ -84,7 +84,3 @@ class Pools:
         self._pools.clear()
         if self.launcher is not None:
             self.launcher.close()
-
-
-def mode_from_env(default: str = "persistent") -> str:
-    return os.environ.get("CONFORMANCE_POOL", "").strip() or default

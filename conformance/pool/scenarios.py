@@ -8,17 +8,17 @@ Modules holding scenarios are imported lazily so ranks pay for torch only when a
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from conformance import settings
 
 Scenario = Callable[["RankContext", dict], "dict | None"]
 
 _REGISTRY: dict[str, Scenario] = {}
-# Imported on the first lookup; test-only faults only when CONFORMANCE_TEST_FAULTS is set, so they never
-# exist in a normal run.
-MODULES = ["conformance.pool.builtin", "conformance.schedules_rank"]
-FAULT_MODULES = ["conformance.pool.faults"]
+# Imported on the first lookup, then the modules named by CONFORMANCE_RANK_PLUGINS (instrumentation, an
+# out-of-tree device's registration, the project's own test faults): the package itself ships no fault code.
+MODULES = ["conformance.pool.builtin", "conformance.suite.ranks.schedules"]
 _loaded = False
 
 
@@ -54,15 +54,11 @@ def register(name: str) -> Callable[[Scenario], Scenario]:
     return deco
 
 
-def faults_enabled() -> bool:
-    return os.environ.get("CONFORMANCE_TEST_FAULTS", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def load() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in MODULES + (FAULT_MODULES if faults_enabled() else []):
+    for mod in MODULES + settings.RANK_PLUGINS.items():
         importlib.import_module(mod)
     _loaded = True
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext, Skip
-from conformance import device
+from conformance.torchenv import device
 from conformance.pool import scenarios
 
 # Set for every rank on accelerators: NVLink multicast must stay off on shared multi-GPU hosts.
@@ -47,7 +47,7 @@ def rank_device(device_type: str, rank: int) -> str:
 def is_skip(exc: BaseException) -> bool:
     if isinstance(exc, Skip):
         return True
-    # pytest's skip (e.g. from conformance.api.require) without importing pytest in every rank
+    # pytest's skip (e.g. from conformance.torchenv.api.require) without importing pytest in every rank
     return type(exc).__name__ == "Skipped" and type(exc).__module__.startswith("_pytest")
 
 

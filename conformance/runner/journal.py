@@ -1,8 +1,8 @@
 """Results journal: every check's result is appended to a JSON-lines file the moment it is known.
 
 A pytest process that segfaults, aborts or is killed writes no JUnit; the supervising `conformance run` rebuilds
-the report from this journal instead (conformance/salvage.py). Loaded as a pytest plugin with
-`-p conformance.journal` when CONFORMANCE_JOURNAL names the file.
+the report from this journal instead (conformance/runner/salvage.py). Loaded as a pytest plugin with
+`-p conformance.runner.journal` when CONFORMANCE_JOURNAL names the file.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-JOURNAL_ENV = "CONFORMANCE_JOURNAL"
+from conformance import pytest_private, settings
+from conformance.suite.state import state_key
+
+JOURNAL_ENV = settings.JOURNAL.name
 # pytest captures fd 2 while a check runs; stacks must reach the supervisor, so keep a copy from import time
 # (plugins named with -p are imported before capturing starts).
 _REAL_STDERR = os.fdopen(os.dup(2), "w")
@@ -53,18 +56,14 @@ class _Hooks:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from conformance import plugin
-
-        st = session.config.stash.get(plugin.state_key, None)
+        st = session.config.stash.get(state_key, None)
         self.w.write({"type": "meta", "pid": os.getpid(), "properties": dict(st.meta) if st else {}})
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from _pytest.junitxml import mangle_test_address
-
         items = []
         for item in session.items:
-            names = mangle_test_address(item.nodeid)
-            items.append({"nodeid": item.nodeid, "classname": ".".join(names[:-1]), "name": names[-1]})
+            classname, name = pytest_private.junit_names(item.nodeid)
+            items.append({"nodeid": item.nodeid, "classname": classname, "name": name})
         self.w.write({"type": "collected", "items": items})
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
@@ -88,7 +87,7 @@ class _Hooks:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    path = os.environ.get(JOURNAL_ENV)
+    path = settings.JOURNAL.raw()
     if path and not hasattr(config, "workerinput"):
         # The supervisor sends SIGUSR1 before killing a run that hit its time limit: the stacks land in its log.
         faulthandler.register(signal.SIGUSR1, file=_REAL_STDERR, all_threads=True)
@@ -119,9 +118,6 @@ class JournalData:
     collected: list[Result] = field(default_factory=list)
     ended: bool = False
     running: str | None = None  # nodeid started but never finished
-
-    def results(self) -> list[Result]:
-        return self.collected
 
 
 def _fold(res: Result, rec: dict) -> None:

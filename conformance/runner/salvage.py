@@ -11,10 +11,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from conformance import journal, output
+from conformance import contracts, output
+from conformance.runner import journal
 
-CRASHED = "crashed"
-NOT_RUN = "notrun"
 
 
 @dataclass
@@ -51,11 +50,12 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
         if res.nodeid == data.running or (res.started and not res.finished and not res.outcome) \
                 or res.nodeid == "<session>":
             counts["errors"] += 1
-            el = ET.SubElement(case, "error", type=CRASHED, message=f"{CRASHED}: {death.cause}")
+            el = ET.SubElement(case, "error", type=contracts.CRASHED, message=f"{contracts.CRASHED_PREFIX}{death.cause}")
             el.text = f"{death.cause} while this check was running.\n\nLast output:\n{death.output_tail}"
         elif not res.outcome:
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", type=NOT_RUN, message=f"not run: the suite stopped early ({death.cause})")
+            ET.SubElement(case, "skipped", type=contracts.NOT_RUN,
+                          message=f"{contracts.NOT_RUN_PREFIX}the suite stopped early ({death.cause})")
         elif res.outcome == "failed":
             counts["failures"] += 1
             ET.SubElement(case, "failure", message=res.message).text = res.detail

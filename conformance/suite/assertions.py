@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance import tolerances
+from conformance.suite import tolerances
 
 
 def assert_close(api: str, actual, expected, *, device: str, what: str = "output") -> None:

@@ -1,6 +1,6 @@
 """Expectation files: known upstream failures per device and torch version, applied as strict xfail.
 
-Files live in `conformance/expectations/`; the file name says when a file applies:
+Files live in `conformance/suite/expectations/`; the file name says when a file applies:
 
     all.txt                         every device and build
     <device>.txt                    every build on that device (cpu, cuda, xpu, hpu)
@@ -120,15 +120,11 @@ def _nodeid(item: pytest.Item) -> str:
     return path.rsplit("/", 1)[-1] + sep + rest
 
 
-def apply(config: pytest.Config, items: list[pytest.Item], directory: str | None = None) -> None:
+def apply(config: pytest.Config, items: list[pytest.Item], device: str, version: tuple[int, int] | None,
+          directory: str | None = None) -> None:
     """The plugin's entry point: load the files for the run's device and build, mark, warn about leftovers."""
-    from conformance import api
-    from conformance.plugin import state_key
-
-    st = config.stash[state_key]
-    version = api.parse_version(st.build.version) if st.build.importable else None
     collected = {_nodeid(item).partition("::")[0] for item in items}
-    for entry in mark(items, load(st.dev.name, version, directory or DIR)):
+    for entry in mark(items, load(device, version, directory or DIR)):
         module = entry.prefix.partition("::")[0]
         if module not in collected and (config.rootpath / module).is_file():
             continue  # a check module this run did not select (a subset run), not a stale entry

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conformance import models, tolerances
+from conformance.suite import models, tolerances
 
 
 def torch_dtype(short: str):

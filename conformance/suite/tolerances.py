@@ -45,7 +45,7 @@ def tol(device: str, dtype: str) -> Tol:
     if found is None and dtype.startswith(("int", "uint", "bool")):
         return EXACT  # integer and boolean values (token ids, masks) must be identical
     if found is None:
-        raise KeyError(f"conformance.tolerances: no tolerance for {dtype} on {device}; add a row to TABLE")
+        raise KeyError(f"conformance.suite.tolerances: no tolerance for {dtype} on {device}; add a row to TABLE")
     return found
 
 

@@ -76,7 +76,7 @@ def since(api: str) -> tuple[int, int]:
     try:
         return SINCE[api]
     except KeyError:
-        raise KeyError(f"conformance.api: no first version recorded for {api!r}; add it to SINCE") from None
+        raise KeyError(f"conformance.torchenv.api: no first version recorded for {api!r}; add it to SINCE") from None
 
 
 def missing_reason(api: str, version: str | None = None) -> str | None:

@@ -78,7 +78,7 @@ def plan(device: str, environ: dict[str, str] | os._Environ | None = None) -> To
         raise PinError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
     series = environ.get("CONFORMANCE_TORCH_SERIES", "").strip()
     if series and series not in RELEASES:
-        raise PinError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} (conformance/builds.py)")
+        raise PinError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} (conformance/torchenv/builds.py)")
     version = RELEASES[series] if series else environ.get("TORCH_VERSION", "").strip() or DEFAULT_TORCH_VERSION
     variant = {
         "cpu": "cpu",

@@ -15,7 +15,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from conformance import __version__, builds
+from conformance import __version__
+from conformance.torchenv import builds
 
 
 @dataclass

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHECKS = ROOT / "conformance" / "checks"
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = ROOT / "conformance" / "suite" / "checks"
 MAP_ENV = "CONFORMANCE_FAULT_MAP"
 OUT_ENV = "CONFORMANCE_FAULT_OUT"
 
@@ -215,7 +215,7 @@ def _merge_reversed(mp):
 
 def _old_torch(mp):
     """The installed torch reports itself as 2.4.0 (the first pipelining release)."""
-    from conformance import api
+    from conformance.torchenv import api
 
     mp.setattr(api, "torch_version", lambda: "2.4.0")
 
@@ -239,7 +239,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # lets a test point the suite at its own expectation files instead of the shipped ones
     folder = os.environ.get(EXPECTATIONS_ENV)
     if folder:
-        from conformance import expectations
+        from conformance.suite import expectations
 
         expectations.DIR = folder
 
@@ -313,7 +313,7 @@ def run_checks(ids: list[str], tmp_path: Path, faults: dict[str, str] | None = N
     environ[MAP_ENV] = json.dumps(faults or {})
     environ[OUT_ENV] = str(out)
     environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), environ.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "checkfaults",
+    cmd = [sys.executable, "-m", "pytest", "-p", "conformance.suite.plugin", "-p", "checkfaults",
            "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS), "--device", "cpu", "-q",
            *args, *[str(CHECKS / i) for i in ids]]
     proc = subprocess.run(cmd, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
@@ -329,7 +329,7 @@ def run_checks(ids: list[str], tmp_path: Path, faults: dict[str, str] | None = N
 @dataclass(frozen=True)
 class Case:
     area: str  # split, backward, microbatch, api
-    check: str  # check id under conformance/checks
+    check: str  # check id under conformance/suite/checks
     fault: str  # key of FAULTS
     expect: str  # outcome under the fault
     says: tuple[str, ...]  # fragments the failure message / skip reason must contain

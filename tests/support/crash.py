@@ -1,7 +1,8 @@
 """Test-only crash switch: kills the suite process on purpose so crash handling can be proven on a real child.
 
-Loaded by `conformance run` only when CONFORMANCE_TEST_CRASH=<mode>:<substring of a check id> is set;
-modes: abort, sigkill, segfault, exit, hang.
+A pytest plugin the project's tests load into the suite process (`conformance run ... -- -p crash`, with
+tests/support on PYTHONPATH); CONFORMANCE_TEST_CRASH=<mode>:<substring of a check id> arms it.
+Modes: abort, sigkill, segfault, exit, hang.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _REAL_STDOUT = os.dup(1)
 
 
 def _crash(mode: str) -> None:
-    os.write(_REAL_STDOUT, f"conformance.faults: crashing on purpose ({mode})\n".encode())
+    os.write(_REAL_STDOUT, f"crash plugin: crashing on purpose ({mode})\n".encode())
     if mode == "abort":
         os.abort()
     elif mode == "sigkill":

@@ -1,4 +1,4 @@
-"""Test-only checks of the rank pool's own failure handling; collected only with CONFORMANCE_TEST_FAULTS=1.
+"""Test-only checks of the rank pool's own failure handling: passed to `conformance run` by path, never shipped.
 
 The project's tests (tests/test_pool_e2e.py) run them through `conformance run` and read the JUnit: each fault
 must become the right outcome, and the check after it must pass on fresh or surviving ranks.
@@ -7,7 +7,7 @@ must become the right outcome, and the check after it must pass on fresh or surv
 
 def test_fault_hang_schedule(on_ranks):
     """Every rank hangs inside ScheduleGPipe.step: fails at the timeout with every rank's stack."""
-    on_ranks(2, "schedule", schedule="ScheduleGPipe", fault="hang")
+    on_ranks(2, "faulty_schedule", schedule="ScheduleGPipe", fault="hang")
 
 
 def test_fault_after_hang(on_ranks):
@@ -49,12 +49,12 @@ def test_fault_fail(on_ranks):
 
 def test_fault_drop_microbatch(on_ranks):
     """The last stage loses one microbatch loss: the schedule check must fail."""
-    on_ranks(2, "schedule", schedule="Schedule1F1B", fault="drop_microbatch")
+    on_ranks(2, "faulty_schedule", schedule="Schedule1F1B", fault="drop_microbatch")
 
 
 def test_fault_corrupt_grad(on_ranks):
     """One gradient per stage is scaled by 1.5 after step(): the schedule check must fail."""
-    on_ranks(2, "schedule", schedule="ScheduleInterleaved1F1B", fault="corrupt_grad")
+    on_ranks(2, "faulty_schedule", schedule="ScheduleInterleaved1F1B", fault="corrupt_grad")
 
 
 def test_fault_last(on_ranks):

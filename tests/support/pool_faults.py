@@ -1,6 +1,8 @@
-"""Test-only faults, loaded only when CONFORMANCE_TEST_FAULTS=1: scenarios that hang, die, crash, fail or skip,
-and hooks that break a schedule inside the ranks. They exist so the project's tests can prove the pool's
-failure handling on real processes; a normal run never registers them.
+"""Test-only rank faults: scenarios that hang, die, crash, fail or skip, and schedules broken inside the ranks.
+
+A rank plugin: the project's tests name it in CONFORMANCE_RANK_PLUGINS (with tests/support on PYTHONPATH), so
+every rank imports it and registers its scenarios. With CONFORMANCE_TEST_SCHEDULE_FAULT set, it also breaks every
+schedule's `step` in the ranks, so the ordinary schedule checks must notice. The shipped package holds none of this.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import signal
 import threading
 import time
 
-from conformance.pool.scenarios import RankContext, Skip, faults_enabled, register
+from conformance.pool import scenarios
+from conformance.pool.scenarios import RankContext, Skip, register
 
-if not faults_enabled():  # pragma: no cover - guarded by scenarios.load() too
-    raise ImportError("conformance.pool.faults is test-only: set CONFORMANCE_TEST_FAULTS=1")
+SCHEDULE_FAULT_ENV = "CONFORMANCE_TEST_SCHEDULE_FAULT"
 
 
 def _on_rank(ctx: RankContext, params: dict) -> bool:
@@ -83,33 +85,66 @@ def thread_hang(ctx: RankContext, params: dict) -> dict:
     return {}
 
 
-def break_schedule(fault: str, sched, stages) -> None:
-    """Make `sched` wrong in a way a conformance check must notice."""
-    step = sched.step
+@register("faulty_schedule")
+def faulty_schedule(ctx: RankContext, params: dict) -> dict | None:
+    """The real `schedule` scenario with every schedule's step broken by `fault` for its duration."""
+    params = dict(params)
+    fault = params.pop("fault")
+    with _broken_steps(fault):
+        return scenarios.get("schedule")(ctx, params)
 
+
+class _broken_steps:
+    """Patch `step` of every schedule class in this rank; restore on exit."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+        self.saved: list[tuple[type, object]] = []
+
+    def __enter__(self) -> None:
+        import torch.distributed.pipelining.schedules as sched_mod
+
+        for cls in (sched_mod.PipelineScheduleSingle, sched_mod.PipelineScheduleMulti):
+            self.saved.append((cls, cls.__dict__["step"]))
+            cls.step = _breaking(self.fault, cls.__dict__["step"])
+
+    def __exit__(self, *exc: object) -> None:
+        for cls, step in self.saved:
+            cls.step = step  # type: ignore[method-assign]
+
+
+def _stages_of(sched) -> list:
+    return list(getattr(sched, "_stages", None) or [sched._stage])
+
+
+def _breaking(fault: str, step):
+    """`step` with `fault` applied: the schedule still runs, but wrong."""
     if fault == "drop_microbatch":
-        def step_dropping(*args, losses=None, **kwargs):
-            out = step(*args, losses=losses, **kwargs)
+        def step_dropping(self, *args, losses=None, **kwargs):
+            out = step(self, *args, losses=losses, **kwargs)
             if losses:
                 losses.pop()
             return out
 
-        sched.step = step_dropping
-    elif fault == "corrupt_grad":
-        def step_corrupting(*args, **kwargs):
-            out = step(*args, **kwargs)
-            for st in stages:
+        return step_dropping
+    if fault == "corrupt_grad":
+        def step_corrupting(self, *args, **kwargs):
+            out = step(self, *args, **kwargs)
+            for st in _stages_of(self):
                 for prm in st.submod.parameters():
                     if prm.grad is not None:
                         prm.grad.mul_(1.5)
                         break
             return out
 
-        sched.step = step_corrupting
-    elif fault == "hang":
-        def step_hanging(*args, **kwargs):
+        return step_corrupting
+    if fault == "hang":
+        def step_hanging(self, *args, **kwargs):
             hang_here_forever(3600)
 
-        sched.step = step_hanging
-    else:
-        raise ValueError(f"unknown schedule fault {fault!r}")
+        return step_hanging
+    raise ValueError(f"unknown schedule fault {fault!r}")
+
+
+if os.environ.get(SCHEDULE_FAULT_ENV, "").strip():
+    _broken_steps(os.environ[SCHEDULE_FAULT_ENV].strip()).__enter__()

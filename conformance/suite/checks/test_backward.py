@@ -9,8 +9,9 @@ gradient with plain autograd on an identical unsplit model.
 
 import pytest
 
-from conformance import api, models, splitting
-from conformance.assertions import assert_grads_close
+from conformance.torchenv import api
+from conformance.suite import models, splitting
+from conformance.suite.assertions import assert_grads_close
 
 DTYPES = ["fp32", "bf16"]
 

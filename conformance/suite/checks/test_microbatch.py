@@ -2,8 +2,8 @@
 
 import pytest
 
-from conformance import api
-from conformance.assertions import assert_close, assert_equal
+from conformance.torchenv import api
+from conformance.suite.assertions import assert_close, assert_equal
 
 
 def _split(*args, **kwargs):

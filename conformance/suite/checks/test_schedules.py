@@ -1,13 +1,13 @@
 """Schedules: every schedule class on 1, 2 and 4 ranks against the unsplit model (losses, outputs, gradients).
 
-The work runs on the rank pool (`conformance.schedules_rank` holds the rank side); world 1 runs in this process
+The work runs on the rank pool (`conformance.suite.ranks.schedules` holds the rank side); world 1 runs in this process
 with all stages local. Ids are plain strings so the same ids exist in every env and build.
 """
 
 import pytest
 
-from conformance.api import require
-from conformance.schedules_rank import N_LAYERS, SCHEDULES, SINGLE, V_SHAPED, default_microbatches
+from conformance.torchenv.api import require
+from conformance.suite.ranks.schedules import N_LAYERS, SCHEDULES, SINGLE, V_SHAPED, default_microbatches
 
 WORLDS = [1, 2, 4]
 N_PARAMS = 2 * N_LAYERS  # weight and bias of each block's Linear

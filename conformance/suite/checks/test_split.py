@@ -2,8 +2,9 @@
 
 import pytest
 
-from conformance import api, models, splitting
-from conformance.assertions import assert_close, assert_equal, assert_raises
+from conformance.torchenv import api
+from conformance.suite import models, splitting
+from conformance.suite.assertions import assert_close, assert_equal, assert_raises
 
 
 def test_seed_split_begin_2stages(conformance, torch_device):

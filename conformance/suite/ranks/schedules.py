@@ -8,10 +8,9 @@ compared (losses, outputs, parameter gradients) so the pytest side can prove a c
 from __future__ import annotations
 
 import inspect
-import os
 
-from conformance import models
-from conformance.assertions import assert_close, assert_equal
+from conformance.suite import models
+from conformance.suite.assertions import assert_close, assert_equal
 from conformance.pool.scenarios import RankContext, Skip, register
 
 SINGLE = ("ScheduleGPipe", "Schedule1F1B")
@@ -20,9 +19,6 @@ V_SHAPED = ("ScheduleZBVZeroBubble", "ScheduleDualPipeV")
 SCHEDULES = SINGLE + LOOPED + V_SHAPED
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 N_LAYERS = 8  # divisible by every stage count used (1, 2, 4, 8)
-
-# Test-only: corrupt pipelining inside the ranks to prove the checks catch a broken schedule (see pool/faults.py).
-FAULT_ENV = "CONFORMANCE_TEST_SCHEDULE_FAULT"
 
 
 def stage_ids(schedule: str, rank: int, world: int) -> list[int]:
@@ -185,7 +181,7 @@ def assert_grad_close(api: str, actual, expected, *, device: str, what: str) -> 
     __tracebackhide__ = True
     import torch
 
-    from conformance import tolerances
+    from conformance.suite import tolerances
 
     if expected.dtype == torch.float32:
         assert_close(api, actual, expected, device=device, what=what)
@@ -245,7 +241,6 @@ def run_schedule(ctx: RankContext, params: dict) -> dict:
         sched = cls(stages[0], n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
     else:
         sched = cls(stages, n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
-    _maybe_inject_fault(sched, stages, p.get("fault"))
 
     first = any(s.is_first for s in stages)
     last = any(s.is_last for s in stages)
@@ -336,19 +331,3 @@ def schedule_error(ctx: RankContext, params: dict) -> dict:
     raise AssertionError(f"{name}({case}: {len(sids)} local stage(s) of {n_st}, n_microbatches={n_mb}) "
                          "was accepted; expected a constructor error")
 
-
-def _maybe_inject_fault(sched, stages, fault: str | None = None) -> None:
-    """Test-only: break the schedule on purpose (the `fault` param or the fault variable), only when
-    CONFORMANCE_TEST_FAULTS is set; otherwise a `fault` param is an error, so it can never pass silently."""
-    fault = fault or os.environ.get(FAULT_ENV, "").strip()
-    if not fault:
-        return
-    from conformance.pool import scenarios
-
-    if not scenarios.faults_enabled():
-        if os.environ.get(FAULT_ENV, "").strip():
-            return  # a stray variable in a normal run is ignored; only the test switch arms it
-        raise RuntimeError("schedule faults are test-only: set CONFORMANCE_TEST_FAULTS=1")
-    from conformance.pool import faults
-
-    faults.break_schedule(fault, sched, stages)
