@@ -89,3 +89,36 @@ def test_pipes_and_backticks_are_escaped():
     text = markdown.render_markdown(build_matrix([env, other]))
     assert "| x | `` t[a\\|b`c] `` | ❌ | ✅ |" in text
     assert "**a\\|b**" in text
+
+
+def env(name: str, outcomes: dict[str, str]) -> m.EnvResult:
+    return m.EnvResult(name, f"{name}.xml", cases=[m.Cell(f"test_{k.split('::')[0]}", k.split("::")[1], o)
+                                                   for k, o in outcomes.items()])
+
+
+# a and b agree (b's passed where a had no device aside); c differs from both on two checks.
+AGREE = {"split::a": m.PASSED, "split::b": m.PASSED, "stage::c": m.FAILED, "backward::e": m.UNAVAILABLE}
+VIEW_ENVS = [env("a", AGREE), env("b", {**AGREE, "backward::e": m.PASSED}),
+             env("c", {**AGREE, "split::b": m.FAILED, "stage::c": m.PASSED})]
+
+
+def test_envs_that_agree_have_no_divergent_check():
+    matrix = build_matrix(VIEW_ENVS)
+    assert matrix.divergent == 2
+    text = markdown.render_markdown(matrix, envs=["a", "b"])
+    assert "**4 checks x 2 of 3 envs: 0 divergent, problems in a, b**" in text
+    assert "### Divergent checks" not in text
+    assert "| split | 2 | 2 ✅ passed |" in text and "| backward | 1 | 1 ✅ passed |" in text
+    assert "| **c** |" not in text and "View: a, b; divergence is among these envs only" in text
+
+
+def test_envs_view_lists_the_checks_that_differ_among_them():
+    text = markdown.render_markdown(build_matrix(VIEW_ENVS), envs=["c", "a"])  # matrix order, not argument order
+    assert "| area | check | a | c |" in text
+    assert "| split | `b` | ✅ | ❌ |" in text and "| stage | `c` | ❌ | ✅ |" in text
+    assert "### Divergent checks (2;" in text
+
+
+def test_all_envs_named_is_the_full_report():
+    matrix = build_matrix(VIEW_ENVS)
+    assert markdown.render_markdown(matrix, envs=["a", "b", "c"]) == markdown.render_markdown(matrix)

@@ -1,13 +1,16 @@
 """compatibility.html: one self-contained page; env header, summaries and changes in HTML, the matrix from JSON.
 
-The matrix itself is embedded as compact JSON and drawn by inline JavaScript (filters by outcome, area, env,
-divergence and text; 1,000 rows at a time): 50,000 checks x 17 envs stay a few MB and open quickly.
+The matrix itself is embedded as compact JSON, in proportion to the cells that exist, and drawn by inline
+JavaScript (filters by outcome, area, env, divergence and text; 1,000 rows and 50 env columns at a time):
+50,000 checks x 17 envs stay a few MB and open quickly, and so do 2,000 envs of ten checks each. Divergence,
+row order and counts follow the envs shown; the address hash keeps the view.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from html import escape
 
 from conformance.report import model as m
@@ -80,8 +83,8 @@ def _env_title(col: m.EnvColumn) -> str:
 
 def _env_table(matrix: m.Matrix) -> list[str]:
     heads = "".join(f"<th>{label}</th>" for label, _ in _META[:_COLUMNS])
-    out = [f'<table class="envs"><thead><tr><th>env</th><th>passed</th><th>other outcomes</th>{heads}</tr></thead>'
-           "<tbody>"]
+    out = [(f'<table class="envs"><thead><tr><th>env</th><th>passed</th><th>other outcomes</th>{heads}</tr></thead>'
+           "<tbody>")]
     for col in matrix.envs:
         c = col.counts
         badge = _BADGE[col.status]
@@ -111,8 +114,8 @@ def _baseline(matrix: m.Matrix) -> list[str]:
     diff = matrix.baseline
     if diff is None:
         return []
-    out = [f'<h2 id="baseline">Against baseline <code>{escape(diff.path)}</code>: '
-           f"{escape(diff.summary())}</h2>"]
+    out = [(f'<h2 id="baseline">Against baseline <code>{escape(diff.path)}</code>: '
+           f"{escape(diff.summary())}</h2>")]
     if diff.new_envs or diff.removed_envs:
         out.append(f"<p>new envs: {escape(', '.join(diff.new_envs) or 'none')}; envs gone: "
                    f"{escape(', '.join(diff.removed_envs) or 'none')}</p>")
@@ -133,12 +136,13 @@ def _baseline(matrix: m.Matrix) -> list[str]:
 def _filters(matrix: m.Matrix) -> str:
     totals = matrix.totals
     outcomes = "".join(f'<label class="o-{m.LETTER[o]}"><input type="checkbox" name="outcome" value="{m.LETTER[o]}" '
-                       f'checked> {m.LETTER[o]} {escape(m.LABEL[o])} ({totals.get(o)})</label>' for o in m.OUTCOMES)
+                       f'checked> {m.LETTER[o]} {escape(m.LABEL[o])} (<span class="n">{totals.get(o)}</span>)</label>'
+                       for o in m.OUTCOMES)
     envs = "".join(f'<label><input type="checkbox" name="env" value="{i}" checked> {escape(c.name)}</label>'
                    for i, c in enumerate(matrix.envs))
     areas = "".join(f'<option value="{escape(a)}">{escape(a)}</option>' for a in matrix.areas)
     return (f'<form id="filters"><fieldset><legend>outcome (rows with it in a shown env)</legend>{outcomes}</fieldset>'
-            f"<fieldset><legend>envs shown</legend>{envs}</fieldset>"
+            f'<fieldset class="envs"><legend>envs shown</legend>{envs}</fieldset>'
             f'<label>area <select name="area"><option value="">all areas</option>{areas}</select></label>'
             f'<label><input type="checkbox" name="divergent"> divergent only</label>'
             f'<label><input type="checkbox" name="times"> durations</label>'
@@ -146,38 +150,67 @@ def _filters(matrix: m.Matrix) -> str:
             f'<button type="reset" id="reset">reset</button><span id="status"></span></form>')
 
 
+def _time_text(cell: m.Cell) -> str:
+    return cell.time_text or f"{cell.time:g}"
+
+
+def _message(cell: m.Cell, budget: int) -> tuple[str, int]:
+    """A cell's text for the page and what is left of the budget: the message, then the end of its detail."""
+    text = cell.message
+    if cell.detail and cell.detail != cell.message and budget > 0:
+        detail = cell.detail[-MESSAGE_CHARS:]  # the end of a traceback says the most
+        cut = "…" if len(cell.detail) > MESSAGE_CHARS else ""
+        text = f"{text}\n\n{cut}{detail}" if text else cut + detail
+        budget -= len(detail)
+    return text, budget
+
+
+def _first_seen(matrix: m.Matrix) -> list[int]:
+    """Per row, its rank in reading order (envs in column order, cases in file order): the order of a view's rows
+    within an area, as the matrix build orders them."""
+    seen: dict[str, int] = {}
+    for col in matrix.envs:
+        for cell in col.result.cases:
+            seen.setdefault(cell.key, len(seen))
+    return [seen.get(row.key, i) for i, row in enumerate(matrix.rows)]
+
+
 def _data(matrix: m.Matrix) -> str:
-    letter = m.LETTER
+    """The matrix as compact JSON, in proportion to the cells that exist.
+
+    A row present in most envs is its code string, one letter per env (M where missing), with its time texts
+    joined by ","; a row present in few envs (a third or less: one file per test class, thousands of envs) lists
+    only those: [codes, env indices] and one time text per present cell.
+    """
     rows: list[list[object]] = []
-    times: list[str] = []  # per row "t0,t1,..." as written in the inputs: strings embed far faster than floats
+    times: list[str] = []  # strings embed far faster than floats
     msgs: dict[str, str] = {}
     budget = MESSAGE_BUDGET
+    n = len(matrix.envs)
     area_index = {a: i for i, a in enumerate(matrix.areas)}
     for r, row in enumerate(matrix.rows):
-        cells = row.cells
-        codes = row.codes
-        # Only cells other than passed/missing can carry a message: let the regex engine find them.
-        for hit in _NOTABLE.finditer(codes):
-            e = hit.start()
+        codes, cells = row.codes, row.cells
+        if 3 * len(cells) <= n:
+            present = sorted(cells)
+            rows.append([row.key, area_index[row.area], "".join([codes[e] for e in present]), present])
+            times.append(",".join([_time_text(cells[e]) for e in present]))
+            notable: Iterable[int] = [e for e in present if _NOTABLE.match(codes, e)]
+        else:
+            rows.append([row.key, area_index[row.area], codes])
+            times.append(row.time_texts)
+            # Only cells other than passed/missing can carry a message: let the regex engine find them.
+            notable = (hit.start() for hit in _NOTABLE.finditer(codes))
+        for e in notable:
             cell = cells[e]
-            if cell is None or not (cell.message or cell.detail):
-                continue
-            text = cell.message
-            if cell.detail and cell.detail != cell.message and budget > 0:
-                detail = cell.detail[-MESSAGE_CHARS:]  # the end of a traceback says the most
-                cut = "…" if len(cell.detail) > MESSAGE_CHARS else ""
-                text = f"{text}\n\n{cut}{detail}" if text else cut + detail
-                budget -= len(detail)
-            msgs[f"{r}:{e}"] = text
-        rows.append([row.key, area_index[row.area], codes, 1 if row.divergent else 0])
-        times.append(row.time_texts)
+            if cell.message or cell.detail:
+                msgs[f"{r}:{e}"], budget = _message(cell, budget)
     data = {
         "envs": [c.name for c in matrix.envs],
         "envShort": [_short(c) for c in matrix.envs],
         "envTitles": [_env_title(c) for c in matrix.envs],
         "areas": matrix.areas,
-        "labels": {letter[o]: m.LABEL[o] for o in m.OUTCOMES},
-        "rows": rows, "times": times, "msgs": msgs,
+        "labels": {m.LETTER[o]: m.LABEL[o] for o in m.OUTCOMES},
+        "rows": rows, "times": times, "msgs": msgs, "seen": _first_seen(matrix),
     }
     # "<" escaped as \u003c keeps "</script>" and "<!--" inside strings from ending the script element.
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
@@ -192,22 +225,25 @@ def render_html(matrix: m.Matrix) -> str:
         f"<title>Conformance: {len(matrix.rows)} checks x {len(matrix.envs)} envs</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Pipeline-parallel conformance across devices</h1>",
-        f'<p class="lead">{len(matrix.rows)} checks × {len(matrix.envs)} envs · '
-        f"<b>{divergent} divergent</b> (outcome differs across envs, device-unavailable cells aside) · "
-        f"{escape(', '.join(matrix.failed_envs) or 'no env')} with failures</p>",
+        (f'<p class="lead">{len(matrix.rows)} checks × {len(matrix.envs)} envs · '
+        f'<b><span id="ndiv">{divergent}</span> divergent</b> (outcome differs across the envs shown, '
+        "device-unavailable cells aside) · "
+        f"{escape(', '.join(matrix.failed_envs) or 'no env')} with failures</p>"),
         *_env_table(matrix),
         *_warnings(matrix),
         *_baseline(matrix),
-        '<h2 id="matrix-title">Matrix <span class="meta">divergent checks first, then by area; '
-        "click an underlined cell for its message</span></h2>",
+        ('<h2 id="matrix-title">Matrix <span class="meta">divergent checks first, then by area; '
+        "click an underlined cell for its message</span></h2>"),
         f'<p class="legend meta">{legend}</p>',
         _filters(matrix),
-        '<noscript><p class="warn">The matrix is drawn by JavaScript; compatibility.md and compatibility.json hold '
-        "the same results without it.</p></noscript>",
+        ('<noscript><p class="warn">The matrix is drawn by JavaScript; compatibility.md and compatibility.json hold '
+        "the same results without it.</p></noscript>"),
         '<div id="wrap"><table id="matrix"><thead></thead><tbody></tbody></table></div>',
+        ('<p id="colpager" hidden><button type="button" id="colprev">◀ envs</button> <span id="colinfo"></span> '
+        '<button type="button" id="colnext">envs ▶</button></p>'),
         '<button id="more" type="button" hidden>show more</button>',
-        f'<footer>generated by <span class="generator">{escape(matrix.generator)}</span> at '
-        f'<span class="generated-at">{escape(matrix.generated_at)}</span></footer>',
+        (f'<footer>generated by <span class="generator">{escape(matrix.generator)}</span> at '
+        f'<span class="generated-at">{escape(matrix.generated_at)}</span></footer>'),
         f'<script type="application/json" id="matrix-data">{_data(matrix)}</script>',
         f"<script>{JS}</script>",
         "</body></html>\n",
