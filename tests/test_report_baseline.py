@@ -92,7 +92,7 @@ def test_exit_code_precedence(run_dir, capsys):
     assert main(["report", "--baseline", "base/compatibility.json"]) == errors.REGRESSION
     assert main(["report"]) == errors.FAILED
     err = capsys.readouterr().err
-    assert "--strict: 1 input warning(s) (exit 4)" in err
+    assert "--strict: 1 input warning(s) (truncated) (exit 4)" in err
 
 
 def test_no_regression_but_failures_exits_1(run_dir):
@@ -102,8 +102,8 @@ def test_no_regression_but_failures_exits_1(run_dir):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [('{"format": 99, "envs": [], "rows": []}', "compatibility.json format 99, this version reads format 1"),
-     ('{"format": 1}', "not a compatibility.json (missing 'envs')"),
+    [('{"format": 99, "envs": [], "rows": []}', "compatibility.json format 99, this version reads formats 1, 2"),
+     ('{"format": 1}', 'not a format 1 compatibility.json: "envs" must be an array, got null'),
      ("{not json", "invalid JSON"),
      ("<html/>", "not usable as a baseline (not a JUnit file")],
 )

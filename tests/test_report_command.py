@@ -138,10 +138,10 @@ def test_unwritable_output_dir_is_a_clear_error(reports, capsys):
 
 
 def test_gitlab_limits_note(capsys, monkeypatch):
-    from conformance.commands import report
+    from conformance.report import engine
 
-    report._gitlab_note("x" * 100, 10)
+    engine.gitlab_note(100, 10, engine.Streams())
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(report, "GITLAB_MAX_BYTES", 50)
-    report._gitlab_note("é" * 40, 10)
+    monkeypatch.setattr(engine, "GITLAB_MAX_BYTES", 50)
+    engine.gitlab_note(80, 10, engine.Streams())
     assert "GitLab ignores test reports over" in capsys.readouterr().err

@@ -102,12 +102,17 @@ def test_bad_times_are_counted_and_warned():
         "4 testcases have no valid time (not a non-negative number); counted as 0 s"]
 
 
-def test_text_over_10_mb_is_read():
-    big = "x" * (11 * 1024 * 1024)
-    xml = f'<testsuite name="s"><testcase classname="test_a" name="t"><failure message="m">{big}</failure>' \
+def test_text_over_10_mb_is_read_whole_for_merged_xml_and_capped_in_the_cell():
+    big = "H" * 100 + "x" * (11 * 1024 * 1024) + "T" * 100
+    xml = f'<testsuite name="s"><testcase classname="test_a" name="t"><failure message="{big}">{big}</failure>' \
           f"</testcase></testsuite>".encode()
     (env,) = parse_bytes(xml, "x.xml", "x").envs
-    assert len(env.cases[0].detail) == len(big)
+    cell = env.cases[0]
+    assert cell.children[0][3] == big  # merged.xml conserves the input's text
+    for text, limit in ((cell.message, m.MESSAGE_LIMIT), (cell.detail, m.DETAIL_LIMIT)):
+        assert len(text) < limit + 100
+        assert text.startswith("H" * 100) and text.endswith("T" * 100)  # head and tail kept
+        assert f"[... {len(big) - limit:,} characters cut by conformance report ...]" in text
 
 
 def test_namespaced_and_bom_documents():

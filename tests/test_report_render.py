@@ -1,14 +1,17 @@
-"""Tests of render_all: the forked split gives the same texts as in-process rendering, and failures surface."""
+"""Tests of render_files: the forked split writes the same files as in-process rendering, and failures surface."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from conformance import errors
 from conformance.report import model as m
 from conformance.report import render
 from conformance.report.matrix import build_matrix
+from conformance.report.merge import MergeError
 
 fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform")
 
@@ -20,16 +23,27 @@ def matrix() -> m.Matrix:
     return build_matrix([env])
 
 
-def upper(mx: m.Matrix) -> str:
-    return f"rows={len(mx.rows)} é"
+def upper(mx: m.Matrix, stream) -> None:
+    stream.write(f"rows={len(mx.rows)} é pid={os.getpid()}")
 
 
-def lower(mx: m.Matrix) -> str:
-    return f"envs={len(mx.envs)}"
+def lower(mx: m.Matrix, stream) -> None:
+    stream.write(f"envs={len(mx.envs)} pid={os.getpid()}")
 
 
-def boom(mx: m.Matrix) -> str:
+def boom(mx: m.Matrix, stream) -> None:
     raise ValueError("renderer exploded")
+
+
+def merge_bug(mx: m.Matrix, stream) -> None:
+    raise MergeError("merged totals differ from the inputs: x")
+
+
+def run(tmp_path: Path, *writers) -> list[str]:
+    names = ["xml", "json", "html", "md"]
+    jobs = [(names[i], w, tmp_path / f"{i}.out") for i, w in enumerate(writers)]
+    render.render_files(matrix(), jobs)
+    return [path.read_text(encoding="utf-8") for _, _, path in jobs]
 
 
 def test_split_balances_and_gives_the_heaviest_to_the_child():
@@ -39,25 +53,31 @@ def test_split_balances_and_gives_the_heaviest_to_the_child():
 
 
 @fork_only
-def test_forked_texts_equal_serial_ones(monkeypatch):
-    mx = matrix()
-    jobs = [("xml", upper), ("json", lower), ("html", upper), ("md", lower)]
-    forked = render.render_all(mx, jobs)
+def test_forked_files_equal_serial_ones(tmp_path, monkeypatch):
+    forked = run(tmp_path, upper, lower, upper, lower)
     monkeypatch.setenv(render.SERIAL_ENV, "1")
-    serial = render.render_all(mx, jobs)
-    assert serial == ["rows=50 é", "envs=1", "rows=50 é", "envs=1"]
-    assert [t.decode("utf-8") if isinstance(t, bytes) else t for t in forked] == serial
-    assert any(isinstance(t, bytes) for t in forked), "nothing was rendered in the child"
+    serial = run(tmp_path, upper, lower, upper, lower)
+    me = f"pid={os.getpid()}"
+    assert serial == [f"rows=50 é {me}", f"envs=1 {me}", f"rows=50 é {me}", f"envs=1 {me}"]
+    assert [t.split(" pid=")[0] for t in forked] == [t.split(" pid=")[0] for t in serial]
+    assert any(me not in t for t in forked), "nothing was written in the child"
 
 
 @fork_only
-def test_child_failure_is_a_render_error():
+def test_child_failure_is_a_render_error(tmp_path):
     with pytest.raises(render.RenderError, match="ValueError: renderer exploded"):
-        render.render_all(matrix(), [("xml", upper), ("json", boom)])
+        run(tmp_path, upper, boom)
 
 
 @fork_only
-def test_parent_failure_propagates_and_the_child_is_reaped(monkeypatch):
+def test_child_conformance_error_keeps_its_exit_code(tmp_path):
+    with pytest.raises(errors.ConformanceError, match="merged totals differ") as info:
+        run(tmp_path, upper, merge_bug)
+    assert info.value.exit_code == errors.INTERNAL
+
+
+@fork_only
+def test_parent_failure_propagates_and_the_child_is_reaped(tmp_path, monkeypatch):
     forked: list[int] = []
     real_fork = os.fork
 
@@ -69,7 +89,7 @@ def test_parent_failure_propagates_and_the_child_is_reaped(monkeypatch):
 
     monkeypatch.setattr(render.os, "fork", recording_fork)
     with pytest.raises(ValueError, match="renderer exploded"):
-        render.render_all(matrix(), [("xml", boom), ("json", upper)])
+        run(tmp_path, boom, upper)
     assert len(forked) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(forked[0], os.WNOHANG)  # this child was reaped (other tests may leave their own children)

@@ -3,72 +3,112 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.errors import UsageError
 from conformance.report import model as m
-from conformance.report.jsonfmt import FORMAT
+from conformance.report.jsonfmt import READABLE_FORMATS
 from conformance.report.junit_in import parse_bytes
+from conformance.report.matrix import combine_runs
+from conformance.report.model import BaselineDiff, Change
+
+__all__ = ["REGRESSED", "BaselineDiff", "BaselineError", "Change", "diff", "load"]
 
 # passed -> one of these is a regression; not_run counts too: the run died before reaching a check that passed.
 REGRESSED = frozenset({m.FAILED, m.ERROR, m.CRASHED, m.MISSING, m.NOT_RUN})
 
 
-class BaselineError(Exception):
-    """The --baseline file cannot be used; the message says why."""
+class BaselineError(UsageError):
+    """The --baseline file cannot be used; the message says why (exit 2, one line)."""
 
 
-@dataclass(frozen=True)
-class Change:
-    env: str
-    id: str
-    before: str
-    after: str
+Outcomes = dict[str, dict[str, str]]  # env -> check id -> outcome
 
 
-@dataclass
-class BaselineDiff:
-    """Per-env changes between the baseline and this run."""
-
-    path: str
-    regressions: list[Change] = field(default_factory=list)  # passed -> failed/error/crashed/missing/not_run
-    fixes: list[Change] = field(default_factory=list)  # failed/error/crashed/xpass -> passed
-    new: list[Change] = field(default_factory=list)  # check absent from the baseline of that env
-    removed: list[Change] = field(default_factory=list)  # check gone from every env of this run
-    new_envs: list[str] = field(default_factory=list)
-    removed_envs: list[str] = field(default_factory=list)
-
-    def to_data(self) -> dict[str, Any]:
-        def rows(changes: list[Change]) -> list[dict[str, str]]:
-            return [{"env": c.env, "id": c.id, "before": c.before, "after": c.after} for c in changes]
-
-        return {"path": self.path, "regressions": rows(self.regressions), "fixes": rows(self.fixes),
-                "new": rows(self.new), "removed": rows(self.removed), "new_envs": self.new_envs,
-                "removed_envs": self.removed_envs}
-
-    def summary(self) -> str:
-        return (f"{len(self.regressions)} regressions, {len(self.fixes)} fixes, {len(self.new)} new, "
-                f"{len(self.removed)} removed")
+class _ShapeError(Exception):
+    """A value of the baseline JSON does not have the documented type or value."""
 
 
-def _from_json(data: dict[str, Any], path: str) -> dict[str, dict[str, str]]:
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _expect(value: object, kind: type | tuple[type, ...], where: str) -> None:
+    """Raise a one-line BaselineError when `value` is not of the documented JSON type."""
+    # bool is an int in Python, never a string or list: no special case needed for the types checked here.
+    if not isinstance(value, kind):
+        names: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+        want = " or ".join(names.get(k, k.__name__) for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise _ShapeError(f"{where} must be {want}, got {_kind(value)}")
+
+
+def _outcome(value: object, where: str) -> str:
+    _expect(value, str, where)
+    assert isinstance(value, str)
+    if value not in m.OUTCOMES:
+        raise _ShapeError(f"{where} is {value!r}, not an outcome name")
+    return value
+
+
+def _env_names(data: dict[str, Any]) -> list[str]:
+    envs = data.get("envs")
+    _expect(envs, list, '"envs"')
+    names = []
+    for i, env in enumerate(envs):  # type: ignore[arg-type]
+        _expect(env, dict, f'"envs"[{i}]')
+        _expect(env.get("name"), str, f'"envs"[{i}].name')
+        names.append(env["name"])
+    return names
+
+
+def _rows_v1(rows: list[Any], names: list[str], out: Outcomes) -> None:
+    """Format 1: every row has "outcomes", a list aligned with "envs" ("missing" where absent)."""
+    for r, row in enumerate(rows):
+        _expect(row, dict, f'"rows"[{r}]')
+        _expect(row.get("id"), str, f'"rows"[{r}].id')
+        outcomes = row.get("outcomes")
+        _expect(outcomes, list, f'"rows"[{r}].outcomes')
+        if len(outcomes) != len(names):
+            raise _ShapeError(f'"rows"[{r}].outcomes has {len(outcomes)} entries for {len(names)} envs')
+        for name, value in zip(names, outcomes):
+            outcome = _outcome(value, f'"rows"[{r}].outcomes')
+            if outcome != m.MISSING:
+                out[name][row["id"]] = outcome
+
+
+def _rows_v2(rows: list[Any], names: list[str], out: Outcomes) -> None:
+    """Format 2: every row has "cells", env name -> {"outcome": ...}, only where the check exists."""
+    for r, row in enumerate(rows):
+        _expect(row, dict, f'"rows"[{r}]')
+        _expect(row.get("id"), str, f'"rows"[{r}].id')
+        cells = row.get("cells")
+        _expect(cells, dict, f'"rows"[{r}].cells')
+        for name, cell in cells.items():
+            if name not in out:
+                raise _ShapeError(f'"rows"[{r}].cells names env {name!r}, which "envs" does not list')
+            _expect(cell, dict, f'"rows"[{r}].cells.{name}')
+            out[name][row["id"]] = _outcome(cell.get("outcome"), f'"rows"[{r}].cells.{name}.outcome')
+
+
+def _from_json(data: dict[str, Any], path: str) -> Outcomes:
+    """Outcomes of a compatibility.json, its shape checked against the documented format first."""
     fmt = data.get("format")
-    if fmt != FORMAT:
-        raise BaselineError(f"{path}: compatibility.json format {fmt!r}, this version reads format {FORMAT}")
+    if fmt not in READABLE_FORMATS or isinstance(fmt, bool):
+        raise BaselineError(f"{path}: compatibility.json format {fmt!r}, this version reads formats "
+                            f"{', '.join(map(str, READABLE_FORMATS))}")
     try:
-        names = [e["name"] for e in data["envs"]]
-        out: dict[str, dict[str, str]] = {name: {} for name in names}
-        for row in data["rows"]:
-            for name, outcome in zip(names, row["outcomes"]):
-                if outcome != m.MISSING:
-                    out[name][row["id"]] = outcome
-    except (KeyError, TypeError) as exc:
-        raise BaselineError(f"{path}: not a compatibility.json (missing {exc})") from None
+        names = _env_names(data)
+        out: Outcomes = {name: {} for name in names}
+        rows = data.get("rows")
+        _expect(rows, list, '"rows"')
+        (_rows_v1 if fmt == 1 else _rows_v2)(rows, names, out)  # type: ignore[arg-type]
+    except _ShapeError as exc:
+        raise BaselineError(f"{path}: not a format {fmt} compatibility.json: {exc}") from None
     return out
 
 
-def load(path: str) -> dict[str, dict[str, str]]:
+def load(path: str) -> Outcomes:
     """env -> check id -> outcome of a previous compatibility.json or merged.xml (or a single env file)."""
     file = Path(path)
     try:
@@ -82,17 +122,27 @@ def load(path: str) -> dict[str, dict[str, str]]:
         except (ValueError, UnicodeDecodeError) as exc:
             raise BaselineError(f"{path}: invalid JSON ({exc})") from None
         if not isinstance(data, dict):
-            raise BaselineError(f"{path}: not a compatibility.json")
+            raise BaselineError(f"{path}: not a compatibility.json (top level is {_kind(data)}, not an object)")
         return _from_json(data, path)
-    stem = file.name[:-4] if file.name.endswith(".xml") else file.name
+    stem = file.name.removesuffix(".xml")
     parsed = parse_bytes(raw, path, stem)
     if not parsed.envs:
         reason = "; ".join(w.problem for w in parsed.warnings) or "no results"
         raise BaselineError(f"{path}: not usable as a baseline ({reason})")
-    return {env.name: {c.key: c.outcome for c in reversed(env.cases)} for env in parsed.envs}
+    return {env.name: _combined(env) for env in parsed.envs}
 
 
-def diff(matrix: m.Matrix, before: dict[str, dict[str, str]], path: str) -> BaselineDiff:
+def _combined(env: m.EnvResult) -> dict[str, str]:
+    """check id -> outcome, repeated ids combined as the matrix does (a failed rerun is never dropped)."""
+    groups: dict[str, list[m.Cell]] = {}
+    for cell in env.cases:
+        groups.setdefault(cell.key, []).append(cell)
+    return {key: (cells[0].outcome if len(cells) == 1 else combine_runs(cells).outcome)
+            for key, cells in groups.items()}
+
+
+def diff(matrix: m.Matrix, before: Outcomes, path: str) -> BaselineDiff:
+    """Per env of this run: regressions, fixes and new checks against `before`; checks gone from the run."""
     out = BaselineDiff(path)
     names = [c.name for c in matrix.envs]
     now_ids = {row.key for row in matrix.rows}

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 
+from conformance import contracts
 from conformance.report import model as m
 
 # xunit1 and older pytest put the skip location in front of the reason:
 #   "/path/test_x.py:7: unavailable: no GPU"  or  "('/path/test_x.py', 7, 'Skipped: unavailable: no GPU')"
-_TUPLE = re.compile(r"""^\(\s*['"].*?['"]\s*,\s*\d+\s*,\s*['"](.*)['"]\s*\)\s*$""", re.S)
+_TUPLE = re.compile(r"""^\(\s*['"].*?['"]\s*,\s*\d+\s*,\s*['"](.*)['"]\s*\)\s*$""", re.DOTALL)
 _FILE_LINE = re.compile(r"^[^\n]*?\.py:\d+: ")
 _SKIPPED_PREFIX = "Skipped: "
+_XFAIL_TYPE = "pytest.xfail"
+_XPASS_STRICT = "[XPASS(strict)]"
+# The producers' prefixes compared case-insensitively and without their trailing space ("Unavailable:" too).
+_CRASHED_PREFIX = contracts.CRASHED_PREFIX.strip()
+_NOT_RUN_PREFIX = contracts.NOT_RUN_PREFIX.strip()
+_UNAVAILABLE_PREFIX = contracts.UNAVAILABLE.strip()
+_NOT_APPLICABLE_PREFIX = contracts.NOT_APPLICABLE.strip()
 
 # When a testcase carries several results (a failed call plus a teardown error), the first listed here wins.
 _PRECEDENCE = (m.CRASHED, m.FAILED, m.XPASS, m.ERROR, m.NOT_RUN, m.XFAIL, m.UNAVAILABLE, m.NOT_APPLICABLE, m.SKIPPED)
@@ -25,8 +33,7 @@ def clean_reason(text: str) -> str:
         text = match.group(1)
     else:
         text = _FILE_LINE.sub("", text, count=1)
-    if text.startswith(_SKIPPED_PREFIX):
-        text = text[len(_SKIPPED_PREFIX):]
+    text = text.removeprefix(_SKIPPED_PREFIX)
     return text.strip()
 
 
@@ -40,21 +47,21 @@ def outcome_of(tag: str, type_: str | None, message: str | None, text: str) -> t
     msg = message if message else _first_line(text)
     low = msg.lower()
     if tag == "failure":
-        return (m.XPASS if msg.startswith("[XPASS(strict)]") else m.FAILED), msg
+        return (m.XPASS if msg.startswith(_XPASS_STRICT) else m.FAILED), msg
     if tag == "error":
-        if type_ == "crashed" or low.startswith("crashed:"):
+        if type_ == contracts.CRASHED or low.startswith(_CRASHED_PREFIX):
             return m.CRASHED, msg
         return m.ERROR, msg
     # skipped
     reason = clean_reason(msg) if msg else clean_reason(text)
     low = reason.lower()
-    if type_ == "pytest.xfail":
+    if type_ == _XFAIL_TYPE:
         return m.XFAIL, reason
-    if type_ == "notrun" or low.startswith("not run:"):
+    if type_ == contracts.NOT_RUN or low.startswith(_NOT_RUN_PREFIX):
         return m.NOT_RUN, reason
-    if low.startswith("unavailable:"):
+    if low.startswith(_UNAVAILABLE_PREFIX):
         return m.UNAVAILABLE, reason
-    if low.startswith("not applicable:"):
+    if low.startswith(_NOT_APPLICABLE_PREFIX):
         return m.NOT_APPLICABLE, reason
     return m.SKIPPED, reason
 

@@ -1,11 +1,43 @@
-"""Short plain-text summary of the matrix for stdout (one line per env, then baseline changes)."""
+"""Plain-text lines for the terminal and CI logs: the matrix summary, warnings, all input text neutralised."""
 
 from __future__ import annotations
+
+import re
 
 from conformance.report import model as m
 from conformance.report.markdown import headline
 
 _MAX_CHANGES = 20  # stdout is for a glance; the reports hold the full lists
+
+# Input text (env names, check ids, paths, messages) must not act on the terminal or the CI log: control
+# characters (a newline starts a line the input chose, ESC drives the terminal), Unicode line separators,
+# bidi overrides and zero-width characters are written as Python-style escapes.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# CI log commands: GitHub Actions reads `::cmd ...::` at the start of a line (leading blanks ignored), Azure
+# Pipelines `##vso[` and `##[` and TeamCity `##teamcity[` anywhere in a line.
+_GITHUB_COMMAND = re.compile(r"^(\s*):")
+_HASH_COMMAND = re.compile(r"#(?=#(?:vso|teamcity)?\[)", re.IGNORECASE)
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_line(text: str) -> str:
+    """`text` as one inert line: control characters escaped, no CI annotation or log command can start."""
+    text = _UNSAFE.sub(_escape, text)
+    text = _HASH_COMMAND.sub(r"\\x23", text)
+    return _GITHUB_COMMAND.sub(r"\1\\x3a", text)
+
+
+def warning_line(w: m.InputWarning) -> str:
+    """`warning[duplicate]: reports/cuda.xml: 2 check ids appear more than once (...)`."""
+    return safe_line(f"warning[{w.slug}]: {w.path}: {w.problem}")
 
 
 def _build(col: m.EnvColumn) -> str:
@@ -14,26 +46,36 @@ def _build(col: m.EnvColumn) -> str:
     return " ".join(b for b in bits if b)
 
 
+_MARK = {"failed": "FAIL", "incomplete": "INCOMPLETE", "unavailable": "N/A", "idle": "IDLE"}
+
+
+def _env_line(col: m.EnvColumn, width: int) -> str:
+    mark = _MARK.get(col.status, "ok")
+    line = f"  {col.name:<{width}}  {mark:<4}  {col.counts.describe()}"
+    if col.result.incomplete:
+        line += f" [incomplete: {col.result.incomplete}]" if mark != "INCOMPLETE" else f" [{col.result.incomplete}]"
+    build = _build(col)
+    if build:
+        line += f"  ({build})"
+    return line
+
+
+def _baseline_lines(diff: m.BaselineDiff) -> list[str]:
+    lines = [f"baseline {diff.path}: {diff.summary()}"]
+    for title, changes in (("regressed", diff.regressions), ("fixed", diff.fixes)):
+        for c in changes[:_MAX_CHANGES]:
+            lines.append(f"  {title}: {c.env} {c.id}: {c.before} -> {c.after}")
+        if len(changes) > _MAX_CHANGES:
+            lines.append(f"  ... {len(changes) - _MAX_CHANGES} more {title} (see the reports)")
+    return lines
+
+
 def summary_lines(matrix: m.Matrix) -> list[str]:
+    """Headline, one line per env (and per absent env), then baseline changes; every line made inert."""
     lines = [f"conformance report: {headline(matrix)}"]
     width = max([len(c.name) for c in matrix.envs] + [len(n) for n in matrix.absent_envs] + [3])
-    for col in matrix.envs:
-        mark = {"failed": "FAIL", "incomplete": "INCOMPLETE", "unavailable": "N/A", "idle": "IDLE"}.get(col.status, "ok")
-        build = _build(col)
-        line = f"  {col.name:<{width}}  {mark:<4}  {col.counts.describe()}"
-        if col.result.incomplete:
-            line += f" [incomplete: {col.result.incomplete}]" if mark != "INCOMPLETE" else f" [{col.result.incomplete}]"
-        if build:
-            line += f"  ({build})"
-        lines.append(line)
-    for name in matrix.absent_envs:
-        lines.append(f"  {name:<{width}}  MISSING  expected, but no results file")
-    diff = matrix.baseline
-    if diff is not None:
-        lines.append(f"baseline {diff.path}: {diff.summary()}")
-        for title, changes in (("regressed", diff.regressions), ("fixed", diff.fixes)):
-            for c in changes[:_MAX_CHANGES]:
-                lines.append(f"  {title}: {c.env} {c.id}: {c.before} -> {c.after}")
-            if len(changes) > _MAX_CHANGES:
-                lines.append(f"  ... {len(changes) - _MAX_CHANGES} more {title} (see the reports)")
-    return lines
+    lines += [_env_line(col, width) for col in matrix.envs]
+    lines += [f"  {name:<{width}}  MISSING  expected, but no results file" for name in matrix.absent_envs]
+    if matrix.baseline is not None:
+        lines += _baseline_lines(matrix.baseline)
+    return [safe_line(line) for line in lines]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 from conformance.report import model as m
 from conformance.report.classify import classify
@@ -23,8 +26,16 @@ _KEEP_TAGS = _RESULT_TAGS | {"system-out", "system-err", "rerunFailure", "rerunE
 _TRUNCATION_CODES = {3, 5, 6}  # no element found, unclosed token, partial character
 _JUNK_AFTER_ROOT = 9
 _INF = float("inf")
+_HEAD_BYTES = 8192  # enough to sniff the root element and our merged marker
+_COUNTS = ("tests", "failures", "errors", "skipped")
+# Maven Surefire formats times with the JVM locale's grouping: time="1,001.5" (the junit-10.xsd suite time
+# pattern allows it). Only well-formed groups of three are read this way; "1,5" stays invalid.
+_GROUPED_TIME = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
+# ctest writes status="disabled" on a testcase without any result element (cmCTestTestHandler::WriteJUnitXML):
+# read as a skip, never a pass; merged.xml gets the <skipped> element so dashboards agree.
+_CTEST_DISABLED = ("skipped", "disabled", 'disabled (ctest status="disabled")', "")
 
-_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.S)
+_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL)
 _TAG = re.compile(rb"\s*<([A-Za-z_][\w.:-]*)")
 
 
@@ -81,8 +92,11 @@ class _Reader:
         self.envs: list[m.EnvResult] = []
         self.current: m.EnvResult | None = None
         self.bad_times = 0
-        self.declared = [0, 0, 0, 0]  # tests, failures, errors, skipped of top-level suites
+        # Per total (tests, failures, ...): the sum over top-level suites, or None once a suite left it out:
+        # an absent attribute declares nothing (pytest and Surefire omit `skipped` at times).
+        self.declared: dict[str, int | None] = dict.fromkeys(_COUNTS, 0)
         self.has_declared = False
+        self.disabled = 0  # ctest cases read as skipped without a <skipped> element in the input
 
     def _env(self) -> m.EnvResult:
         if self.current is None:
@@ -90,9 +104,9 @@ class _Reader:
             self.envs.append(self.current)
         return self.current
 
-    def run(self, data: bytes) -> None:
+    def run(self, source: BinaryIO) -> None:
         stack: list[str] = []
-        for event, elem in ET.iterparse(io.BytesIO(data), events=("start", "end")):
+        for event, elem in ET.iterparse(source, events=("start", "end")):
             tag = elem.tag
             if "}" in tag:
                 tag = _local(tag)
@@ -132,27 +146,51 @@ class _Reader:
                 elem.clear()
 
     def _declare(self, elem: ET.Element) -> None:
-        try:
-            values = [int(elem.get(a) or 0) for a in ("tests", "failures", "errors", "skipped")]
-        except ValueError:
-            return
+        for name in _COUNTS:
+            raw = elem.get(name)
+            total = self.declared[name]
+            try:
+                value = int(raw) if raw is not None else None
+            except ValueError:
+                value = None
+            self.declared[name] = None if value is None or total is None else total + value
         if elem.get("tests") is not None:
             self.has_declared = True
-        self.declared = [a + b for a, b in zip(self.declared, values)]
+
+    def totals_problem(self) -> str:
+        """'' when the declared suite totals match the testcases, else what differs."""
+        counted = {a: sum(getattr(e, a) for e in self.envs) for a in _COUNTS}
+        diffs = []
+        for name in _COUNTS:
+            declared = self.declared[name]
+            found = counted[name]
+            if declared is None or declared == found:
+                continue
+            if name == "skipped" and declared == found - self.disabled:
+                continue  # ctest counts disabled tests apart (its `disabled` attribute)
+            diffs.append(f"{name} {declared} declared / {found} found")
+        return ", ".join(diffs)
+
+    def _time(self, raw: str | None) -> tuple[float, str]:
+        """Seconds and the text merged.xml copies; (0, "0") counted as bad for what is no duration."""
+        if not raw:
+            return 0.0, "0"
+        try:
+            time = float(raw)
+        except ValueError:
+            if _GROUPED_TIME.match(raw):
+                raw = raw.replace(",", "")
+                time = float(raw)
+            else:
+                time = -1.0
+        if not 0.0 <= time < _INF:  # negative, nan, inf or not a number: no schema-valid duration
+            self.bad_times += 1
+            return 0.0, "0"
+        return time, raw
 
     def _case(self, env: m.EnvResult, elem: ET.Element) -> None:
         get = elem.get
-        raw_time = get("time")
-        try:
-            time = float(raw_time) if raw_time else 0.0
-        except ValueError:
-            time = -1.0
-        if not 0.0 <= time < _INF:  # negative, nan, inf or not a number: no schema-valid duration
-            time = 0.0
-            raw_time = "0"
-            self.bad_times += 1
-        elif not raw_time:
-            raw_time = "0"
+        time, raw_time = self._time(get("time"))
         kids: list[tuple[str, str | None, str | None, str]] = []
         results = []
         for child in elem:
@@ -170,12 +208,19 @@ class _Reader:
                         env.errors += 1
                     else:
                         env.skipped += 1
+        if not results and get("status") == "disabled":
+            kids.append(_CTEST_DISABLED)
+            results.append(_CTEST_DISABLED)
+            env.skipped += 1
+            self.disabled += 1
         env.tests += 1
         classname = get("classname", "")
         if self.split and classname.startswith(env.name + "."):
             classname = classname[len(env.name) + 1:]
         if results:
             outcome, message, detail = classify(results)
+            message = m.cap_text(message, m.MESSAGE_LIMIT)
+            detail = m.cap_text(detail, m.DETAIL_LIMIT)
             env.cases.append(m.Cell(classname, get("name", ""), outcome, time, message, detail, tuple(kids), raw_time))
         else:
             env.cases.append(m.Cell(classname, get("name", ""), m.PASSED, time, "", "", tuple(kids), raw_time))
@@ -183,64 +228,87 @@ class _Reader:
 
 def parse_bytes(data: bytes, path: str, default_env: str, *, split_suites: bool | None = None) -> Parsed:
     """Parse one file's bytes. `split_suites=None` splits only a conformance merged.xml (one env per suite)."""
+    return _parse(data[:_HEAD_BYTES], not data.strip(), lambda: io.BytesIO(data), lambda: data, path, default_env,
+                  split_suites)
+
+
+def parse_file(file: Path, path: str, default_env: str, *, split_suites: bool | None = None) -> Parsed:
+    """Parse one file streaming from disk: a 300 MB input is never held in memory as bytes as well."""
+    with file.open("rb") as stream:
+        head = stream.read(_HEAD_BYTES)
+        empty = not head.strip() and not stream.read(1)
+    return _parse(head, empty, lambda: file.open("rb"), file.read_bytes, path, default_env, split_suites)
+
+
+def _parse(head: bytes, empty: bool, opener: Callable[[], BinaryIO], whole: Callable[[], bytes], path: str,
+           default_env: str, split_suites: bool | None) -> Parsed:
     out = Parsed()
-    if not data.strip():
-        out.warnings.append(m.InputWarning(path, "empty file (a run may still be writing it); not merged"))
+    if empty:
+        out.warnings.append(m.InputWarning(path, "empty file (a run may still be writing it); not merged",
+                                           slug=m.W_EMPTY))
         return out
-    root = sniff_root(data)
+    root = sniff_root(head)
     if root not in ("testsuites", "testsuite"):
         what = f"root element <{root}>" if root else "no XML element at the start"
         out.warnings.append(m.InputWarning(path, f"not a JUnit file ({what}, expected <testsuites> or "
-                                                 "<testsuite>); not merged"))
+                                                 "<testsuite>); not merged", slug=m.W_NOT_JUNIT))
         return out
-    out.merged = root == "testsuites" and f'name="{MERGED_MARKER}"'.encode() in data[:4096]  # we write UTF-8
+    out.merged = root == "testsuites" and f'name="{MERGED_MARKER}"'.encode() in head[:4096]  # we write UTF-8
     split = out.merged if split_suites is None else split_suites
     reader = _Reader(path, default_env, split)
     problem = ""
+    slug = m.W_MALFORMED
     try:
-        reader.run(data)
+        with opener() as source:
+            reader.run(source)
     except ET.ParseError as exc:
+        data = whole()
         bad = _utf8_problem(data)
         if bad is not None:
             # Captured test output sometimes holds raw bytes: keep the results, replace the bytes.
             fixed = data.decode("utf-8", "replace").encode("utf-8")
             again = parse_bytes(fixed, path, default_env, split_suites=split_suites)
             again.warnings.insert(0, m.InputWarning(
-                path, f"not valid UTF-8 (first bad byte at offset {bad}); bad bytes replaced with U+FFFD"))
+                path, f"not valid UTF-8 (first bad byte at offset {bad}); bad bytes replaced with U+FFFD",
+                slug=m.W_ENCODING))
             return again
         line, _col = exc.position
         code = getattr(exc, "code", None)
         if code in _TRUNCATION_CODES:
             problem = f"incomplete: XML ends early at line {line} (truncated, or still being written)"
+            slug = m.W_TRUNCATED
         elif code == _JUNK_AFTER_ROOT:
-            out.warnings.append(m.InputWarning(path, f"content after the root element at line {line} ignored"))
+            out.warnings.append(m.InputWarning(path, f"content after the root element at line {line} ignored",
+                                               slug=m.W_TRAILING))
         else:
             problem = f"malformed XML ({exc})"
+    _finish(out, reader, problem, slug, path, split, default_env)
+    return out
+
+
+def _finish(out: Parsed, reader: _Reader, problem: str, slug: str, path: str, split: bool, default_env: str) -> None:
+    """Warnings about what was read (cut short, totals, times, nothing) and the env names."""
     envs = reader.envs
     if problem:
         kept = sum(len(e.cases) for e in envs)
         if kept == 0:
-            out.warnings.append(m.InputWarning(path, f"{problem}; no testcase could be read; not merged"))
-            return out
+            out.warnings.append(m.InputWarning(path, f"{problem}; no testcase could be read; not merged", slug=slug))
+            return
         for env in envs:
             env.incomplete = problem
         out.warnings.append(m.InputWarning(path, f"{problem}; kept the {kept} testcases read before it, "
-                                                 "env marked incomplete"))
+                                                 "env marked incomplete", slug=slug))
     elif reader.has_declared and not split:
-        counted = [sum(getattr(e, a) for e in envs) for a in ("tests", "failures", "errors", "skipped")]
-        if counted != reader.declared:
-            names = ("tests", "failures", "errors", "skipped")
-            diff = ", ".join(f"{n} {d} declared / {c} found" for n, d, c in zip(names, reader.declared, counted)
-                             if d != c)
+        diff = reader.totals_problem()
+        if diff:
             out.warnings.append(m.InputWarning(path, f"suite totals disagree with its testcases ({diff}); "
-                                                     "the testcases are what is merged"))
+                                                     "the testcases are what is merged", slug=m.W_TOTALS))
     if reader.bad_times:
         out.warnings.append(m.InputWarning(path, f"{reader.bad_times} testcases have no valid time (not a "
-                                                 "non-negative number); counted as 0 s"))
+                                                 "non-negative number); counted as 0 s", slug=m.W_BAD_TIME))
     if not split and envs and not envs[0].cases and not problem:
-        out.warnings.append(m.InputWarning(path, "contains no testcases (nothing collected?)"))
+        out.warnings.append(m.InputWarning(path, "contains no testcases (nothing collected?)", slug=m.W_NO_TESTS))
     for env in envs:
         if not split:
             env.name = env.properties.get("env") or default_env
     out.envs = envs
-    return out

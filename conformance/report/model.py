@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # baseline.py imports this module at run time
-    from conformance.report.baseline import BaselineDiff
+from decimal import Decimal
+from typing import Any
 
 # Outcome names, in the order they are shown everywhere (legend, summaries, JSON "outcomes").
 PASSED = "passed"
@@ -120,10 +119,41 @@ class Cell:
     # (tag, type, message, text) of every child element kept for merged.xml (failure, skipped, system-out ...).
     children: tuple[tuple[str, str | None, str | None, str], ...] = ()
     time_text: str = ""  # `time` as written in the input: copied, never re-formatted (130k floats cost)
+    # Outcome of every run in file order when the id was repeated in one env (`go test -count=2`, reruns);
+    # () for the usual single run. The cell's own outcome is then the combined one (matrix.combine_runs).
+    runs: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.classname}::{self.name}"
+
+
+# Input warning slugs: stable ids shown as `warning[<slug>]` on stderr and as "slug" in the JSON, so `--strict`
+# and dashboards can select them. Renaming one is a breaking change (README "The cross-device report").
+W_NO_SUCH_FILE = "no-such-file"  # an argument names no file, folder or glob match
+W_NAMED_TWICE = "named-twice"  # the same file reached through two arguments
+W_NOT_A_FILE = "not-a-file"  # a device, fifo or folder where a JUnit file was expected
+W_SYMLINK_LOOP = "symlink-loop"  # a symlink that resolves to itself
+W_UNREADABLE = "unreadable"  # the OS refused to read it
+W_DUPLICATE_FILE = "duplicate-file"  # byte-identical to an earlier input
+W_EMPTY = "empty"  # zero bytes or only whitespace
+W_NOT_JUNIT = "not-junit"  # root element is not <testsuites>/<testsuite>
+W_MERGED_INPUT = "merged-input"  # our own merged.xml given as an input
+W_TRUNCATED = "truncated"  # XML ends early: the file is cut or still being written
+W_MALFORMED = "malformed"  # XML error other than an early end
+W_ENCODING = "encoding"  # bytes that are not valid UTF-8
+W_TRAILING = "trailing-content"  # content after the root element
+W_TOTALS = "totals"  # declared suite totals disagree with the testcases
+W_BAD_TIME = "bad-time"  # a testcase time that is no non-negative number
+W_NO_TESTS = "no-tests"  # a JUnit file without testcases
+W_IN_PROGRESS = "in-progress"  # .partial / .lock / .journal beside (or instead of) a results file
+W_DUPLICATE = "duplicate"  # a check id repeated inside one env (reruns, `go test -count=N`)
+W_EXPECTED = "expected-env"  # an env named by --expect has no results file
+WARNING_SLUGS: tuple[str, ...] = (
+    W_NO_SUCH_FILE, W_NAMED_TWICE, W_NOT_A_FILE, W_SYMLINK_LOOP, W_UNREADABLE, W_DUPLICATE_FILE, W_EMPTY,
+    W_NOT_JUNIT, W_MERGED_INPUT, W_TRUNCATED, W_MALFORMED, W_ENCODING, W_TRAILING, W_TOTALS, W_BAD_TIME,
+    W_NO_TESTS, W_IN_PROGRESS, W_DUPLICATE, W_EXPECTED,
+)
 
 
 @dataclass
@@ -133,9 +163,31 @@ class InputWarning:
     path: str
     problem: str
     env: str | None = None
+    slug: str = W_MALFORMED  # one of WARNING_SLUGS
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
+
+
+# Longest message and detail text a cell keeps (the input's full text still goes into merged.xml): a 10 MB
+# assertion message must not reach the HTML, the JSON or the memory of every renderer whole.
+MESSAGE_LIMIT = 4_000
+DETAIL_LIMIT = 16_000
+
+
+def cap_text(text: str, limit: int) -> str:
+    """`text` when it fits, else its head and tail around a line that says how much was cut."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4  # the start names the error, the end of a traceback says the most
+    tail = limit - head
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut:,} characters cut by conformance report ...]\n{text[-tail:]}"
+
+
+def exact_seconds_sum(times: list[float]) -> Decimal:
+    """Sum of durations without float overflow: a few absurd times (1e308 s) must not turn a total into inf."""
+    return sum((Decimal(t) for t in times), Decimal(0))
 
 
 @dataclass
@@ -160,48 +212,87 @@ class EnvResult:
     errors: int = 0
     skipped: int = 0
 
+    files: int = 1  # JUnit files grouped into this env (Surefire writes one per class)
+    member_paths: list[str] = field(default_factory=list)  # the grouped files when `path` is their folder
+
     @functools.cached_property
     def time(self) -> float:
-        """Sum of the testcase times (read once the cases are complete; renderers ask several times)."""
+        """Sum of the testcase times (read once the cases are complete; renderers ask several times); inf when
+        the sum overflows a float (see `time_exact`)."""
         return sum(c.time for c in self.cases)
 
-    def by_key(self) -> dict[str, Cell]:
-        """Cells by check id; a duplicated id keeps its first occurrence (the reader warns about it)."""
-        out: dict[str, Cell] = {}
-        for cell in self.cases:
-            out.setdefault(cell.key, cell)
-        return out
+    @property
+    def time_finite(self) -> float | None:
+        """`time` when it is a finite float, else None (JSON has no Infinity)."""
+        return self.time if math.isfinite(self.time) else None
+
+    def time_exact(self) -> Decimal:
+        """The summed time as an exact decimal, also when a float sum overflows."""
+        if math.isfinite(self.time):
+            return Decimal(repr(self.time))
+        return exact_seconds_sum([c.time for c in self.cases])
+
+
+class Cells(dict[int, Cell]):
+    """A row's cells by env index, only where present; indexing an absent env gives None (a missing cell)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: int) -> None:
+        return None
 
 
 @dataclass(slots=True)
 class Row:
-    """One check across all envs; `cells[i]` belongs to `Matrix.envs[i]`, None when missing there."""
+    """One check across all envs, stored sparsely: `cells` holds only the envs that have the check.
+
+    `codes` keeps one LETTER per env (`Matrix.envs` order, M where missing): one byte a cell, what the renderers
+    scan and embed; every other per-env view is derived from it and `cells`.
+    """
 
     key: str
     classname: str
     name: str
     area: str
-    cells: tuple[Cell | None, ...]
-    outcomes: tuple[str, ...]  # per env, MISSING where the cell is None (computed once, read by every renderer)
-    codes: str  # the same as one LETTER per env ("PPFM"): cheap to scan, embed and compare
-    times: tuple[float | None, ...]  # seconds per env, None where missing
-    time_texts: str  # the input time texts joined by "," ("" where missing), for the HTML data
+    cells: Cells  # env index -> cell, only where present; cells[i] is None where missing
+    codes: str  # one LETTER per env ("PPFM"): cheap to scan, embed and compare
     divergent: bool
 
     def outcome(self, i: int) -> str:
-        return self.outcomes[i]
+        return FROM_LETTER[self.codes[i]]
+
+    def cell(self, i: int) -> Cell | None:
+        return self.cells.get(i)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Outcome per env, MISSING where absent."""
+        return tuple(FROM_LETTER[c] for c in self.codes)
+
+    @property
+    def times(self) -> tuple[float | None, ...]:
+        """Seconds per env, None where missing."""
+        cells = self.cells
+        return tuple(cells[i].time if i in cells else None for i in range(len(self.codes)))
+
+    @property
+    def time_texts(self) -> str:
+        """The input time texts joined by "," ("" where missing), for the HTML data."""
+        cells = self.cells
+        return ",".join([(cells[i].time_text or f"{cells[i].time:g}") if i in cells else ""
+                         for i in range(len(self.codes))])
 
     @property
     def problem(self) -> bool:
         """Some env failed, errored, crashed or strictly xpassed this check."""
-        return any(o in PROBLEMS for o in self.outcomes)
+        return any(FROM_LETTER[c] in PROBLEMS for c in set(self.codes))
 
     @property
     def consensus(self) -> str:
         """The outcome of a non-divergent row (`unavailable` only when no env had the device)."""
-        for outcome in self.outcomes:
-            if outcome != UNAVAILABLE:
-                return outcome
+        for code in self.codes:
+            if code != LETTER[UNAVAILABLE]:
+                return FROM_LETTER[code]
         return UNAVAILABLE
 
 
@@ -231,6 +322,41 @@ class EnvColumn:
         if not self.counts.ran:
             return "unavailable" if self.counts.unavailable else "idle"
         return "ok"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One check whose outcome moved between the baseline and this run."""
+
+    env: str
+    id: str
+    before: str
+    after: str
+
+
+@dataclass
+class BaselineDiff:
+    """Per-env changes between the baseline and this run."""
+
+    path: str
+    regressions: list[Change] = field(default_factory=list)  # passed -> failed/error/crashed/missing/not_run
+    fixes: list[Change] = field(default_factory=list)  # failed/error/crashed/xpass -> passed
+    new: list[Change] = field(default_factory=list)  # check absent from the baseline of that env
+    removed: list[Change] = field(default_factory=list)  # check gone from every env of this run
+    new_envs: list[str] = field(default_factory=list)
+    removed_envs: list[str] = field(default_factory=list)
+
+    def to_data(self) -> dict[str, Any]:
+        def rows(changes: list[Change]) -> list[dict[str, str]]:
+            return [{"env": c.env, "id": c.id, "before": c.before, "after": c.after} for c in changes]
+
+        return {"path": self.path, "regressions": rows(self.regressions), "fixes": rows(self.fixes),
+                "new": rows(self.new), "removed": rows(self.removed), "new_envs": self.new_envs,
+                "removed_envs": self.removed_envs}
+
+    def summary(self) -> str:
+        return (f"{len(self.regressions)} regressions, {len(self.fixes)} fixes, {len(self.new)} new, "
+                f"{len(self.removed)} removed")
 
 
 @dataclass
