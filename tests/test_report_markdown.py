@@ -122,3 +122,23 @@ def test_envs_view_lists_the_checks_that_differ_among_them():
 def test_all_envs_named_is_the_full_report():
     matrix = build_matrix(VIEW_ENVS)
     assert markdown.render_markdown(matrix, envs=["a", "b", "c"]) == markdown.render_markdown(matrix)
+
+
+def write_junit(path: Path, envr: m.EnvResult) -> Path:
+    tags = {m.FAILED: "<failure message='x'/>", m.UNAVAILABLE: "<skipped message='unavailable: no device'/>"}
+    cases = "".join(f'<testcase classname="{c.classname}" name="{c.name}" time="0.1">{tags.get(c.outcome, "")}'
+                    "</testcase>" for c in envr.cases)
+    path.write_text(f'<testsuites><testsuite name="{envr.name}" tests="{len(envr.cases)}"><properties>'
+                    f'<property name="env" value="{envr.name}"/></properties>{cases}</testsuite></testsuites>')
+    return path
+
+
+def test_report_command_envs_option(tmp_path, capsys):
+    from conformance.cli import main
+
+    files = [str(write_junit(tmp_path / f"{e.name}.xml", e)) for e in VIEW_ENVS]
+    assert main(["report", *files, "--envs", "a,b", "--format", "md", "--output-dir", "-"]) == 1
+    out = capsys.readouterr().out
+    assert "4 checks x 2 of 3 envs: 0 divergent" in out and "### Divergent checks" not in out
+    assert main(["report", *files, "--envs", "a,zz", "--format", "md", "--output-dir", "-"]) == 2
+    assert "--envs: no env named zz" in capsys.readouterr().err

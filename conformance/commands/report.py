@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-warnings", default="", metavar="SLUG,...",
                    help="warning slugs --strict lets pass (still printed), e.g. duplicate,in-progress; known: "
                         + ", ".join(m.WARNING_SLUGS))
+    p.add_argument("--envs", default="", metavar="ENV,...",
+                   help="the Markdown shows only these envs, divergence computed among them (default: all)")
     p.add_argument("--format", default="md,html,json,xml", metavar="FMT,...",
                    help=f"outputs to write: any of {','.join(FORMATS)} (default: all)")
     p.set_defaults(func=run)
@@ -55,7 +57,8 @@ def options(args: argparse.Namespace) -> Options:
     """The engine's options from the parsed command line."""
     return Options(inputs=list(args.junit_files), output_dir=args.output_dir, formats=_split(args.format),
                    baseline=args.baseline, expect=_split(args.expect), strict=args.strict,
-                   allow=frozenset(_split(args.allow_warnings)), generator=f"conformance {__version__}")
+                   allow=frozenset(_split(args.allow_warnings)), envs=_split(args.envs),
+                   generator=f"conformance {__version__}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ act on raise `conformance.errors.ConformanceError` subclasses (caught once in `c
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class Options:
     expect: list[str] = field(default_factory=list)
     strict: bool = False
     allow: frozenset[str] = frozenset()  # warning slugs that --strict lets pass
+    envs: list[str] = field(default_factory=list)  # --envs: the envs the Markdown shows ([] = all)
     generator: str = ""
 
 
@@ -103,6 +105,9 @@ def build(opts: Options, envs: list[m.EnvResult], warnings: list[m.InputWarning]
     """The matrix, with the baseline comparison when one was given."""
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     matrix = build_matrix(envs, warnings, opts.expect, generated_at=now, generator=opts.generator)
+    unknown = sorted(set(opts.envs) - {c.name for c in matrix.envs})
+    if unknown:
+        raise errors.UsageError(f"--envs: no env named {', '.join(unknown)}")
     if opts.baseline:
         try:
             before = baseline_mod.load(opts.baseline)
@@ -112,10 +117,17 @@ def build(opts: Options, envs: list[m.EnvResult], warnings: list[m.InputWarning]
     return matrix
 
 
+def writer(opts: Options, fmt: str) -> Writer:
+    """The writer of one format; the Markdown's shows only the --envs view when one was asked for."""
+    if fmt == "md" and opts.envs:
+        return text_writer(functools.partial(render_markdown, envs=opts.envs))
+    return FORMATS[fmt][1]
+
+
 def write_reports(opts: Options, matrix: m.Matrix, out_dir: Path) -> list[Path]:
     """Render every format into temporary files, then replace the outputs together (nothing on failure)."""
     if opts.output_dir == STDOUT:
-        FORMATS[opts.formats[0]][1](matrix, sys.stdout)
+        writer(opts, opts.formats[0])(matrix, sys.stdout)
         sys.stdout.flush()
         return []
     targets = [out_dir / FORMATS[f][0] for f in opts.formats]
@@ -124,7 +136,7 @@ def write_reports(opts: Options, matrix: m.Matrix, out_dir: Path) -> list[Path]:
     except OSError as exc:
         raise errors.UsageError(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     try:
-        render_files(matrix, [(f, FORMATS[f][1], item.tmp) for f, item in zip(opts.formats, staged)])
+        render_files(matrix, [(f, writer(opts, f), item.tmp) for f, item in zip(opts.formats, staged)])
     except BaseException:
         discard(staged)
         raise

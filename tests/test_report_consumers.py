@@ -1,0 +1,242 @@
+"""The reports as their consumers read them, one test per consumer we claim.
+
+- Jenkins (xunit plugin): merged.xml validates against its schema (tests/schemas/junit-10.xsd).
+- GitLab: every testcase name unique across envs (GitLab keeps only the first of a duplicate), under 30 MB and
+  500,000 cases.
+- junitparser, read the way a dashboard reads JUnit: every env file and merged.xml load with the totals and the
+  per-case outcomes our reader found.
+- GitHub job summary: compatibility.md through a CommonMark renderer with GitHub's extensions (tables,
+  autolinks, raw HTML allowed): tables intact, no image, link or HTML that came from the inputs.
+
+On the real example runs (reports/examples/) and on large generated inputs (16 x 5,000 cases, as the benchmark).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from junitparser import JUnitXml, TestSuite
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from conformance.cli import main
+from conformance.report import markdown
+from conformance.report import model as m
+from conformance.report.inputs import read_inputs
+from conformance.report.matrix import build_matrix
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "reports" / "examples"
+EXAMPLE_INPUTS = sorted(p for p in EXAMPLES.rglob("*.xml") if "report" not in p.relative_to(EXAMPLES).parts)
+MATRIX = sorted((ROOT / "tests" / "data" / "junit" / "matrix").glob("*.xml"))
+GITLAB_MAX_BYTES = 30_000_000
+GITLAB_MAX_CASES = 500_000
+
+# What a JUnit consumer can tell apart: the element a case carries.
+JUNIT_KIND = {m.PASSED: "passed", m.FAILED: "failure", m.XPASS: "failure", m.ERROR: "error", m.CRASHED: "error",
+              m.XFAIL: "skipped", m.SKIPPED: "skipped", m.UNAVAILABLE: "skipped", m.NOT_APPLICABLE: "skipped",
+              m.NOT_RUN: "skipped"}
+
+
+def report(inputs: list[Path], out: Path) -> Path:
+    """Run `conformance report` on `inputs` into `out`, as CI does."""
+    code = main(["report", *map(str, inputs), "--output-dir", str(out)])
+    assert code in (0, 1), f"conformance report exited {code}"
+    return out
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks" / "bench_report.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory) -> Path:
+    assert len(EXAMPLE_INPUTS) == 6, EXAMPLE_INPUTS
+    return report(EXAMPLE_INPUTS, tmp_path_factory.mktemp("examples"))
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory) -> tuple[list[Path], Path]:
+    """16 envs x 5,000 pytest-xunit2 cases with failures, crashes, skips and xfails (the benchmark's generator)."""
+    import random
+
+    bench = load_bench()
+    folder = tmp_path_factory.mktemp("large")
+    rng = random.Random(20260105)
+    inputs = []
+    for i in range(16):
+        path = folder / "in" / f"env{i:02d}.xml"
+        path.parent.mkdir(exist_ok=True)
+        bench.write_env(path, f"env{i:02d}", 5000, rng)
+        inputs.append(path)
+    return inputs, report(inputs, folder / "out")
+
+
+# --- Jenkins --------------------------------------------------------------------------------------------------------
+
+def test_jenkins_xunit_schema_accepts_merged_xml(examples, junit_schema):
+    junit_schema.validate(str(examples / "merged.xml"))
+    junit_schema.validate(str(EXAMPLES / "report" / "merged.xml"))  # the committed example too
+
+
+# --- GitLab ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["examples", "large"])
+def test_gitlab_sees_every_case_once_and_within_its_limits(which, request):
+    merged = request.getfixturevalue("examples") / "merged.xml" if which == "examples" else \
+        request.getfixturevalue("large")[1] / "merged.xml"
+    names = Counter((c.get("classname"), c.get("name")) for c in ET.parse(merged).getroot().iter("testcase"))
+    repeated = [key for key, n in names.items() if n > 1]
+    assert not repeated, f"GitLab would keep only the first of {repeated[:3]}"
+    assert merged.stat().st_size < GITLAB_MAX_BYTES and sum(names.values()) < GITLAB_MAX_CASES
+
+
+# --- junitparser ----------------------------------------------------------------------------------------------------
+
+def junitparser_suites(path: Path) -> list[TestSuite]:
+    xml = JUnitXml.fromfile(str(path))
+    return [xml] if isinstance(xml, TestSuite) else list(xml)
+
+
+def junitparser_kind(case) -> str:
+    kinds = {type(r).__name__.lower() for r in case.result}
+    return next((k for k in ("error", "failure", "skipped") if k in kinds), "passed")
+
+
+def assert_suite_matches(suite: TestSuite, env: m.EnvResult, *, where: str) -> None:
+    """Declared totals, counted totals and the outcome of every case, in file order."""
+    cases = list(suite)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == \
+        (env.tests, env.failures, env.errors, env.skipped), f"{where}: declared totals"
+    counted = Counter(junitparser_kind(c) for c in cases)
+    assert len(cases) == env.tests and counted["failure"] == env.failures and counted["error"] == env.errors \
+        and counted["skipped"] == env.skipped, f"{where}: totals counted from the cases"
+    theirs = [(c.name, junitparser_kind(c)) for c in cases]
+    ours = [(cell.name, JUNIT_KIND[cell.outcome]) for cell in env.cases]
+    assert len(theirs) == len(ours)
+    # merged.xml may suffix a repeated name to keep it unique; the outcome never changes.
+    diff = [(a, b) for a, b in zip(theirs, ours) if a[1] != b[1] or not a[0].startswith(b[0])]
+    assert not diff, f"{where}: {len(diff)} cases differ, e.g. {diff[:3]}"
+
+
+def assert_junitparser_agrees(inputs: list[Path], merged: Path) -> None:
+    envs, warnings = read_inputs(inputs)
+    assert not [w for w in warnings if w.slug != m.W_DUPLICATE], warnings
+    by_path = {}
+    for env in envs:
+        by_path.setdefault(Path(env.path).resolve(), []).append(env)
+    for path in inputs:
+        for suite, env in zip(junitparser_suites(path), by_path[path.resolve()], strict=True):
+            assert_suite_matches(suite, env, where=str(path))
+    merged_suites = {s.name: s for s in junitparser_suites(merged)}
+    assert sorted(merged_suites) == sorted(e.name for e in envs)
+    for env in envs:
+        assert_suite_matches(merged_suites[env.name], env, where=f"merged.xml suite {env.name}")
+    root = JUnitXml.fromfile(str(merged))
+    assert root.tests == sum(e.tests for e in envs) and root.failures == sum(e.failures for e in envs)
+    assert root.errors == sum(e.errors for e in envs)
+
+
+def test_junitparser_reads_the_example_runs_as_we_do(examples, monkeypatch):
+    monkeypatch.chdir(ROOT)  # env paths are kept as given
+    assert_junitparser_agrees(EXAMPLE_INPUTS, examples / "merged.xml")
+    assert_junitparser_agrees(EXAMPLE_INPUTS, EXAMPLES / "report" / "merged.xml")
+
+
+def test_junitparser_reads_large_generated_reports_as_we_do(large):
+    inputs, out = large
+    assert_junitparser_agrees(inputs, out / "merged.xml")
+
+
+# --- GitHub job summary ---------------------------------------------------------------------------------------------
+
+def github_markdown() -> MarkdownIt:
+    """CommonMark plus what GitHub adds to a job summary: tables, strikethrough, autolinks, raw HTML."""
+    md = MarkdownIt("commonmark", {"html": True, "linkify": True}).enable(["table", "strikethrough", "linkify"])
+    md.linkify.set({"fuzzy_link": False})  # GitHub links www. and scheme URLs, not bare domains
+    return md
+
+
+def walk(tokens: list[Token]):
+    for token in tokens:
+        yield token
+        yield from walk(token.children or [])
+
+
+def inline_text(token: Token) -> str:
+    return "".join(t.content for t in walk(token.children or []) if t.type in ("text", "code_inline", "text_special"))
+
+
+def assert_inert(text: str) -> list[list[str]]:
+    """No image, link or raw HTML beyond our own <sub> footer; every table row as wide as its header. Returns
+    the cells of every body row as rendered text."""
+    tokens = list(walk(github_markdown().parse(text)))
+    assert not [t for t in tokens if t.type == "image"], "an image in the job summary"
+    assert not [t for t in tokens if t.type == "link_open"], "a link in the job summary"
+    raw = [t.content.strip() for t in tokens if t.type in ("html_inline", "html_block")]
+    assert raw == ["<sub>", "</sub>"], f"raw HTML from the inputs: {raw}"
+    rows: list[list[str]] = []
+    width = None
+    current: list[str] | None = None
+    for t in github_markdown().parse(text):
+        if t.type == "thead_open":
+            width = None
+        elif t.type == "tr_open":
+            current = []
+        elif t.type == "inline" and current is not None:
+            current.append(inline_text(t))
+        elif t.type == "tr_close" and current is not None:
+            width = len(current) if width is None else width
+            assert len(current) == width, f"a table row split or merged: {current}"
+            rows.append(current)
+            current = None
+    assert len(text.encode("utf-8")) <= markdown.LIMIT
+    return rows
+
+
+HOSTILE_IDS = [
+    "two``backticks ![x](https://evil.example/i.png) <img src=x onerror=alert(1)>",
+    "carriage\r<img src=https://evil.example/p.png>",
+    "line\nbreak\u2028and\u2029separators\x0bvt\x0cff\x85nel",
+    "pipe|inside and back\\|slash-pipe",
+    "see https://evil.example/x and www.evil.example and mail@evil.example",
+    "entity &lt;img src=x&gt; and &#60;b&#62;",
+    "[link](javascript:alert(1)) <https://evil.example> *em* _u_ ~~s~~",
+    "`leading and trailing`",
+    "nul\x00and\x1bescape",
+]
+
+
+def hostile_matrix() -> m.Matrix:
+    cases = [(f"test_x{i}", name) for i, name in enumerate(HOSTILE_IDS)]
+    bad = m.EnvResult("cu<img src=y>|da", "a.xml", cases=[m.Cell(c, n, m.FAILED, 0.1, "<img src=z>") for c, n in cases])
+    good = m.EnvResult("cpu", "b.xml", cases=[m.Cell(c, n, m.PASSED) for c, n in cases])
+    return build_matrix([bad, good], [m.InputWarning("x|`y`.xml", "![w](https://evil.example/w.png)")])
+
+
+def test_github_renders_hostile_ids_as_their_text():
+    text = markdown.render_markdown(hostile_matrix())
+    rows = assert_inert(text)
+    checks = [r[1] for r in rows if len(r) == 4 and r[0].startswith("x")]
+    # The rendered cell holds the check's own name (its area names the module): whitespace runs and line breaks
+    # as one space, other control characters as U+FFFD.
+    expected = [" ".join(name.split()).replace("\x00", "\ufffd").replace("\x1b", "\ufffd") for name in HOSTILE_IDS]
+    assert sorted(checks) == sorted(expected)
+    assert "cu<img src=y>|da" in [r[0] for r in rows], "the env name is shown as text"
+
+
+def test_github_renders_the_example_and_fixture_summaries_inertly(examples, monkeypatch):
+    assert len(assert_inert((examples / "compatibility.md").read_text(encoding="utf-8"))) > 20
+    monkeypatch.chdir(ROOT)
+    envs, warnings = read_inputs(MATRIX)
+    assert_inert(markdown.render_markdown(build_matrix(envs, warnings, ["cpu", "cuda", "xpu", "hpu", "rocm"])))
+    # Truncation cuts whole lines: a summary cut at the limit still renders intact.
+    assert_inert(markdown.render_markdown(hostile_matrix(), limit=2_500))
