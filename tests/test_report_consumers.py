@@ -240,3 +240,89 @@ def test_github_renders_the_example_and_fixture_summaries_inertly(examples, monk
     assert_inert(markdown.render_markdown(build_matrix(envs, warnings, ["cpu", "cuda", "xpu", "hpu", "rocm"])))
     # Truncation cuts whole lines: a summary cut at the limit still renders intact.
     assert_inert(markdown.render_markdown(hostile_matrix(), limit=2_500))
+
+
+# --- Why junitparser is not the product's reader ---------------------------------------------------------------------
+
+def _suite(body: str, attrs: str = 'name="s" tests="1"') -> str:
+    return f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite {attrs}>{body}</testsuite></testsuites>'
+
+
+_CASE = '<testcase classname="test_x" name="t" time="0.1"/>'
+# Inputs real producers and real accidents write (see README "The cross-device report"): each is a file
+# `conformance report` must turn into a report, with a warning where something was lost.
+HOSTILE: dict[str, bytes] = {
+    "empty file": b"",
+    "whitespace only": b"  \n\t\n",
+    "XML declaration only": b'<?xml version="1.0"?>',
+    "truncated mid-case (killed run)": _suite(_CASE * 3).encode()[:-60],
+    "truncated mid-attribute": _suite(_CASE).encode()[:80],
+    "malformed tag": _suite("<testcase classname='a' name='b'><failure></testcase>").encode(),
+    "wrong root element": b"<html><body>502 Bad Gateway</body></html>",
+    "two roots": (_suite(_CASE) + _suite(_CASE)).encode(),
+    "trailing garbage": (_suite(_CASE) + "\x00garbage").encode(),
+    "latin-1 bytes, no declaration": _suite(_CASE.replace('name="t"', 'name="caf\xe9"')).encode("latin-1"),
+    "UTF-16 with BOM": _suite(_CASE).encode("utf-16"),
+    "UTF-8 BOM": b"\xef\xbb\xbf" + _suite(_CASE).encode(),
+    "invalid control character": _suite(_CASE.replace('name="t"', 'name="t\x01"')).encode(),
+    "NUL byte in a message": _suite('<testcase classname="a" name="b"><failure message="x\x00y"/></testcase>').encode(),
+    "Surefire time with a comma": _suite(_CASE.replace('time="0.1"', 'time="1,001.5"')).encode(),
+    "time is text": _suite(_CASE.replace('time="0.1"', 'time="fast"')).encode(),
+    "time is inf": _suite(_CASE.replace('time="0.1"', 'time="inf"')).encode(),
+    "tests attribute is text": _suite(_CASE, 'name="s" tests="many"').encode(),
+    "failures attribute negative": _suite(_CASE, 'name="s" tests="1" failures="-1"').encode(),
+    "failures attribute float": _suite(_CASE, 'name="s" tests="1" failures="1.0"').encode(),
+    "bare testsuite root": _suite(_CASE).replace("<testsuites>", "").replace("</testsuites>", "").encode(),
+    "nested testsuites (Bazel, ctest)": _suite(f'<testsuite name="inner">{_CASE}</testsuite>').encode(),
+    "namespaced root": b'<j:testsuites xmlns:j="urn:x"><j:testsuite name="s"><j:testcase name="t"/></j:testsuite>'
+                       b"</j:testsuites>",
+    "testcase without name": _suite('<testcase classname="a"/>').encode(),
+    "testcase outside a suite": b'<testsuites><testcase classname="a" name="b"/></testsuites>',
+    "Surefire flakyFailure and rerunFailure": _suite('<testcase classname="a" name="b"><flakyFailure message="x"/>'
+                                                     '<rerunFailure message="y"/></testcase>').encode(),
+    "ctest status=disabled": _suite('<testcase name="b" status="disabled"/>').encode(),
+    "failure and skipped on one case": _suite('<testcase name="b"><failure/><skipped/></testcase>').encode(),
+    "external entity (XXE)": b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY x SYSTEM "file:///etc/hostname">]>'
+                             b'<testsuites><testsuite name="s"><testcase name="&x;"/></testsuite></testsuites>',
+    "undefined entity": _suite('<testcase name="&nope;"/>').encode(),
+    "entity expansion (billion laughs, small)": (
+        b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><testsuites><testsuite name="s"><testcase name="&c;"/>'
+        b"</testsuite></testsuites>"),
+    "deep nesting": ("<testsuites>" + "<testsuite name='n'>" * 5000 + _CASE + "</testsuite>" * 5000
+                     + "</testsuites>").encode(),
+    "10 MB failure text": _suite('<testcase name="b"><failure>' + "x" * 10_000_000 + "</failure></testcase>").encode(),
+    "CDATA with a fake closing tag": _suite('<testcase name="b"><system-out><![CDATA[</testcase>]]></system-out>'
+                                            "</testcase>").encode(),
+    "processing instruction and comments": _suite("<?pi x?><!-- c -->" + _CASE).encode(),
+}
+
+
+def junitparser_reading(path: Path) -> str:
+    """'' when junitparser loads the file and yields what a dashboard shows (totals, case names, times,
+    results), else the exception that stopped it."""
+    try:
+        shown = []
+        for suite in junitparser_suites(path):
+            shown.append((suite.name, suite.tests, suite.failures, suite.errors, suite.skipped, suite.time))
+            shown += [(case.classname, case.name, case.time, [r.type for r in case.result]) for case in suite]
+    except Exception as exc:  # noqa: BLE001 - any failure is junitparser stopping on this input
+        return f"{type(exc).__name__}: {str(exc)[:80]}"
+    return ""
+
+
+def test_our_reader_survives_inputs_that_stop_junitparser(tmp_path, capsys):
+    stopped = {}
+    for i, (label, data) in enumerate(HOSTILE.items()):
+        path = tmp_path / f"h{i:02d}.xml"
+        path.write_bytes(data)
+        read_inputs([path])  # must not raise: a bad file is a warning, never the end of the report
+        reason = junitparser_reading(path)
+        if reason:
+            stopped[label] = reason
+    assert stopped, "junitparser now reads every hostile input: re-measure its role (README)"
+    with capsys.disabled():  # the figure the README quotes
+        print(f"\njunitparser stopped on {len(stopped)} of {len(HOSTILE)} hostile inputs that conformance report "
+              "reads:")
+        for label, reason in stopped.items():
+            print(f"  {label}: {reason}")
