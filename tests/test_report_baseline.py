@@ -112,3 +112,43 @@ def test_unusable_baseline_is_a_usage_error(run_dir, capsys, content, message):
     assert main(["report", "--baseline", "bad-base"]) == errors.USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"format": 1, "envs": "cpu", "rows": []}', '"envs" must be an array, got str'),
+     ('{"format": 1, "envs": [{"name": 3}], "rows": []}', '"envs"[0].name must be a string, got int'),
+     ('{"format": 1, "envs": [{"name": "cpu"}], "rows": [{"id": "t", "outcomes": "passed"}]}',
+      '"rows"[0].outcomes must be an array, got str'),
+     ('{"format": 1, "envs": [{"name": "cpu"}], "rows": [{"id": "t", "outcomes": [1]}]}',
+      '"rows"[0].outcomes must be a string, got int'),
+     ('{"format": 1, "envs": [{"name": "cpu"}], "rows": [{"id": "t", "outcomes": ["green"]}]}',
+      "\"rows\"[0].outcomes is 'green', not an outcome name"),
+     ('{"format": 1, "envs": [{"name": "cpu"}], "rows": [{"id": ["t"], "outcomes": ["passed"]}]}',
+      '"rows"[0].id must be a string, got list'),
+     ('{"format": 1, "envs": [{"name": "cpu"}], "rows": [["t", "passed"]]}', '"rows"[0] must be an object, got list'),
+     ('{"format": 1, "envs": [{"name": "cpu"}], "rows": {"t": "passed"}}', '"rows" must be an array, got dict'),
+     ('{"format": 1, "envs": [{"name": "cpu"}, {"name": "cuda"}], "rows": [{"id": "t", "outcomes": ["passed"]}]}',
+      '"rows"[0].outcomes has 1 entries for 2 envs'),
+     ('{"format": 2, "envs": [{"name": "cpu"}], "rows": [{"id": "t", "cells": {"cuda": {"outcome": "passed"}}}]}',
+      "\"rows\"[0].cells names env 'cuda', which \"envs\" does not list"),
+     ('{"format": 2, "envs": [{"name": "cpu"}], "rows": [{"id": "t", "cells": {"cpu": "passed"}}]}',
+      '"rows"[0].cells.cpu must be an object, got str'),
+     ('{"format": true, "envs": [], "rows": []}', "format True, this version reads formats 1, 2"),
+     ('[1, 2]', "not a compatibility.json (top level is list, not an object)")],
+)
+def test_foreign_baseline_of_another_shape_is_one_line_exit_2(run_dir, capsys, content, message):
+    (run_dir / "foreign.json").write_text(content)
+    assert main(["report", "--baseline", "foreign.json"]) == errors.USAGE
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("conformance report: error: --baseline: foreign.json: ")
+
+
+def test_format_1_baseline_still_reads(run_dir, capsys):
+    data = json.loads((run_dir / "base" / "compatibility.json").read_text())
+    names = [e["name"] for e in data["envs"]]
+    rows = [{"id": r["id"], "outcomes": [r["cells"].get(n, {"outcome": "missing"})["outcome"] for n in names]}
+            for r in data["rows"]]
+    (run_dir / "v1.json").write_text(json.dumps({"format": 1, "envs": data["envs"], "rows": rows}))
+    assert main(["report", "--baseline", "v1.json"]) == errors.REGRESSION

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -145,3 +146,109 @@ def test_gitlab_limits_note(capsys, monkeypatch):
     monkeypatch.setattr(engine, "GITLAB_MAX_BYTES", 50)
     engine.gitlab_note(80, 10, engine.Streams())
     assert "GitLab ignores test reports over" in capsys.readouterr().err
+
+
+PRODUCERS = DATA / "producers"
+
+
+def test_a_failed_rerun_fails_the_report_like_merged_xml_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["report", str(PRODUCERS / "gotestsum-count2.xml"), "--output-dir", "out"])
+    out, err = capsys.readouterr()
+    assert code == errors.FAILED
+    assert 'failures="1"' in (tmp_path / "out" / "merged.xml").read_text()
+    assert "FAIL" in out and "1 failed" in out
+    assert "warning[duplicate]: " in err and "every run is kept" in err
+    data = json.loads((tmp_path / "out" / "compatibility.json").read_text())
+    cell = next(r for r in data["rows"] if r["id"].endswith("::Test1F1B"))["cells"]["gotestsum-count2"]
+    assert cell["outcome"] == "failed" and cell["runs"] == ["failed", "passed"]
+    assert cell["message"].startswith("flaky: failed then passed")
+    assert main(["report", str(PRODUCERS / "gotestsum-count2.xml"), "--output-dir", "out", "--strict",
+                 "--allow-warnings", "duplicate"]) == errors.FAILED  # the allowed slug does not trip --strict
+    assert main(["report", str(PRODUCERS / "gotestsum-count2.xml"), "--output-dir", "out", "--strict"]) \
+        == errors.STRICT
+
+
+def test_unknown_warning_slug_is_a_usage_error(reports, capsys):
+    assert main(["report", "--strict", "--allow-warnings", "dupe"]) == errors.USAGE
+    assert "unknown warning slug dupe" in capsys.readouterr().err
+
+
+def test_every_producer_sample_merges_without_warnings(tmp_path, monkeypatch, capsys, junit_schema):
+    monkeypatch.chdir(PRODUCERS)
+    out = tmp_path / "out"
+    code = main(["report", *sorted(str(p) for p in PRODUCERS.rglob("*.xml")), "--output-dir", str(out),
+                 "--strict", "--allow-warnings", "duplicate"])
+    err = capsys.readouterr().err
+    assert code == errors.FAILED, err  # samples hold failures; no warning other than the repeated ids
+    assert [line.split("]")[0] for line in err.splitlines()] == ["warning[duplicate", "warning[duplicate"]
+    text = (out / "merged.xml").read_text()
+    assert list(junit_schema.iter_errors(text)) == []
+    data = json.loads((out / "compatibility.json").read_text())
+    surefire = next(e for e in data["envs"] if e["name"] == "producers")  # Surefire files: one env per folder
+    assert (surefire["file"], surefire["files"]) == (".", 1)
+
+
+def test_symlink_loop_is_a_warning_not_a_traceback(reports, capsys):
+    os.symlink("loop.xml", reports / "loop.xml")
+    assert main(["report", "reports/loop.xml", "reports/cpu.xml", "--output-dir", "out"]) == errors.OK
+    err = capsys.readouterr().err
+    assert "warning[symlink-loop]: reports/loop.xml: symlink loop" in err and "Traceback" not in err
+    assert main(["report", "reports/loop.xml", "--output-dir", "out"]) == errors.NO_INPUT
+
+
+def test_forged_ci_annotations_in_names_stay_inert(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    evil = "cpu\n::error file=x.py,line=1::forged"
+    text = (DATA / "matrix" / "cpu.xml").read_text().replace('name="env" value="cpu"',
+                                                            'name="env" value="cpu&#10;::error file=x.py,line=1::'
+                                                            'forged"')
+    (tmp_path / "cpu.xml").write_text(text)
+    (tmp_path / "::warning::x.xml").write_text("")
+    main(["report", "cpu.xml", "::warning::x.xml", "--output-dir", "out", "--expect", "##vso[task.complete]"])
+    out, err = capsys.readouterr()
+    for line in (out + err).splitlines():
+        assert not line.lstrip().startswith("::"), line
+        assert "##vso[" not in line and "\x1b" not in line, line
+    assert "cpu\\n::error file=x.py,line=1::forged" in out  # one line, the command no longer at its start
+    assert evil not in out
+
+
+def test_outputs_are_replaced_as_a_set(reports, capsys):
+    out = reports.parent / "out"
+    out.mkdir()
+    for name in OUTPUTS:
+        (out / name).write_text("old")
+    (out / "merged.xml").unlink()
+    (out / "merged.xml").mkdir()  # the last output cannot be replaced
+    code = main(["report", "--output-dir", "out"])
+    assert code == errors.USAGE
+    assert "the previous reports were kept" in capsys.readouterr().err
+    assert [(out / n).read_text() for n in OUTPUTS if n != "merged.xml"] == ["old", "old", "old"]
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS  # no temporary file left
+
+
+def test_a_failing_writer_writes_nothing(reports, capsys, monkeypatch):
+    from conformance.report import engine, merge
+
+    def broken(matrix, stream):
+        stream.write("<testsuites>")
+        raise merge.MergeError("merged totals differ from the inputs: test")
+
+    monkeypatch.setitem(engine.FORMATS, "xml", ("merged.xml", broken))
+    assert main(["report", "--output-dir", "out"]) == errors.INTERNAL
+    assert "merged totals differ" in capsys.readouterr().err
+    assert not (reports.parent / "out").exists() or list((reports.parent / "out").iterdir()) == []
+
+
+def test_a_10_mb_message_is_cut_in_html_and_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    big = "A" * 50 + "x" * 10_000_000 + "Z" * 50
+    (tmp_path / "big.xml").write_text(f'<testsuite name="s" tests="1" failures="1"><testcase classname="test_a" '
+                                      f'name="t"><failure message="{big}">{big}</failure></testcase></testsuite>')
+    assert main(["report", "big.xml", "--output-dir", "out"]) == errors.FAILED
+    for name in ("compatibility.json", "compatibility.html"):
+        text = (tmp_path / "out" / name).read_text()
+        assert len(text) < 200_000, name
+        assert "characters cut by conformance report" in text
+    assert big in (tmp_path / "out" / "merged.xml").read_text()  # the merged JUnit keeps the input's text

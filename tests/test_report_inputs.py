@@ -117,3 +117,66 @@ def test_our_merged_file_passed_explicitly_is_refused(tmp_path):
     envs, warnings = read_inputs([merged])
     assert envs == []
     assert "merged report written by `conformance report`" in warnings[0].problem
+
+
+PRODUCERS = DATA / "producers"
+
+
+def test_symlink_loop_is_a_named_warning_directly_and_through_a_glob(reports):
+    os.symlink("loop.xml", reports / "loop.xml")
+    for args in (["reports/loop.xml", "reports/cpu.xml"], ["reports/*.xml"], []):
+        found = find_inputs(args)
+        assert "loop.xml" not in [p.name for p in found.files]
+        assert [(w.slug, w.path) for w in found.warnings] == [(m.W_SYMLINK_LOOP, "reports/loop.xml")], args
+
+
+def test_a_path_that_exists_is_a_file_before_it_is_a_glob(reports):
+    shutil.copy(DATA / "matrix" / "cuda.xml", reports / "results[cuda].xml")
+    shutil.copy(DATA / "matrix" / "cpu.xml", reports / "resultsc.xml")  # what the glob `results[cuda].xml` matches
+    found = find_inputs(["reports/results[cuda].xml"])
+    assert [p.name for p in found.files] == ["results[cuda].xml"]
+    assert [p.name for p in find_inputs(["reports/results[cu].xml"]).files] == ["resultsc.xml"]
+
+
+def test_folder_argument_skips_a_partial_beside_its_finished_file_and_warns_about_a_lone_one(reports):
+    shutil.copy(DATA / "matrix" / "cpu.xml", reports / "cpu.xml.partial")
+    shutil.copy(DATA / "matrix" / "xpu.xml", reports / "xpu.xml.partial")
+    for args in (["reports"], []):
+        found = find_inputs(args)
+        assert [p.name for p in found.files] == ["cpu.xml", "cuda.xml", "xpu.xml.partial"]
+        assert sorted((w.slug, Path(w.path).name) for w in found.warnings) == [
+            (m.W_IN_PROGRESS, "cpu.xml"), (m.W_IN_PROGRESS, "xpu.xml.partial")]
+
+
+def test_surefire_per_class_files_are_one_env_per_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "core" / "target" / "surefire-reports"
+    folder.mkdir(parents=True)
+    sample = (PRODUCERS / "TEST-com.example.ppconf.ScheduleTest.xml").read_text()
+    for i in range(3):
+        (folder / f"TEST-com.example.ppconf.Schedule{i}Test.xml").write_text(
+            sample.replace("ScheduleTest", f"Schedule{i}Test"))
+    envs, warnings = read_inputs(find_inputs(["core/target/surefire-reports"]).files)
+    assert warnings == []
+    (env,) = envs
+    assert (env.name, env.path, env.files) == ("surefire-reports", "core/target/surefire-reports", 3)
+    assert (env.tests, env.failures, env.skipped, len(env.cases)) == (9, 3, 3, 9)
+    assert env.properties["java.version"] == "21.0.2"
+
+
+def test_crowded_folder_without_env_properties_is_one_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    sample = (PRODUCERS / "pytest-xunit2.xml").read_text()
+    for i in range(40):
+        (tmp_path / "out" / f"shard{i:02d}.xml").write_text(sample.replace("test_schedules", f"test_s{i}"))
+    envs, _ = read_inputs(find_inputs(["out"]).files)
+    assert [(e.name, e.files, len(e.cases)) for e in envs] == [("out", 40, 120)]
+
+
+def test_bazel_test_xml_files_group_under_bazel_testlogs(monkeypatch):
+    monkeypatch.chdir(PRODUCERS)
+    envs, warnings = read_inputs(find_inputs(["bazel-testlogs/*/*/*/test.xml"]).files)
+    assert warnings == []
+    assert [(e.name, e.files, [c.outcome for c in e.cases]) for e in envs] == [
+        ("bazel-testlogs", 2, [m.ERROR, m.PASSED])]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.report import model as m
-from conformance.report.junit_in import parse_bytes, sniff_root
+from conformance.report.junit_in import parse_bytes, parse_file, sniff_root
 
 DATA = Path(__file__).parent / "data" / "junit"
 
@@ -141,3 +141,50 @@ def test_utf16_document_is_read():
     parsed = parse_bytes(xml.encode("utf-16"), "x.xml", "x")
     assert parsed.warnings == []
     assert parsed.envs[0].cases[0].name == "é"
+
+
+PRODUCERS = Path(__file__).parent / "data" / "junit" / "producers"
+
+
+@pytest.mark.parametrize("path", sorted(PRODUCERS.rglob("*.xml")), ids=lambda p: p.name)
+def test_valid_producer_files_draw_no_warning(path):
+    # gotestsum, nextest, mocha and Bazel leave `skipped` out (it declares nothing, not "0 skipped"); Surefire
+    # writes grouped times; ctest counts disabled tests apart.
+    parsed = parse_file(path, path.name, "env")
+    assert parsed.warnings == []
+    assert parsed.envs and parsed.envs[0].cases
+
+
+def test_absent_total_is_not_zero_declared_but_a_present_one_is_checked():
+    absent = b'<testsuite name="s" tests="1"><testcase classname="c" name="t"><skipped/></testcase></testsuite>'
+    assert parse_bytes(absent, "x.xml", "x").warnings == []
+    wrong = absent.replace(b'tests="1"', b'tests="1" skipped="0"')
+    (w,) = parse_bytes(wrong, "x.xml", "x").warnings
+    assert (w.slug, w.problem) == (m.W_TOTALS, "suite totals disagree with its testcases (skipped 0 declared / 1 "
+                                               "found); the testcases are what is merged")
+
+
+def test_surefire_grouped_time_is_read_and_normalised():
+    (env,) = parse_file(PRODUCERS / "TEST-com.example.ppconf.ScheduleTest.xml", "s.xml", "s").envs
+    first = env.cases[0]
+    assert (first.time, first.time_text) == (1000.25, "1000.25")
+    bad = b'<testsuite name="s"><testcase classname="c" name="t" time="1,5"/></testsuite>'
+    assert [w.slug for w in parse_bytes(bad, "x.xml", "x").warnings] == [m.W_BAD_TIME]  # not a grouping
+
+
+def test_ctest_disabled_is_skipped_not_passed():
+    (env,) = parse_file(PRODUCERS / "ctest.xml", "ctest.xml", "ctest").envs
+    disabled = next(c for c in env.cases if c.name == "pp_dualpipev")
+    assert disabled.outcome == m.SKIPPED
+    assert disabled.message == 'disabled (ctest status="disabled")'
+    assert ("skipped", "disabled", 'disabled (ctest status="disabled")', "") in disabled.children
+    assert (env.tests, env.failures, env.skipped) == (4, 1, 2)  # merged.xml writes the <skipped> it implies
+
+
+def test_warnings_carry_slugs():
+    cases = {b"": m.W_EMPTY, b"<coverage/>": m.W_NOT_JUNIT, b"<testsuite><testcase name='t'/>": m.W_TRUNCATED,
+             b"<testsuite><testcase name='t'/></testsuite><x/>": m.W_TRAILING,
+             b"<testsuite><testcase name='t' time='-1'/></testsuite>": m.W_BAD_TIME,
+             b"<testsuite></testsuite>": m.W_NO_TESTS}
+    for data, slug in cases.items():
+        assert [w.slug for w in parse_bytes(data, "x.xml", "x").warnings] == [slug], data

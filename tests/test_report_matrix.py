@@ -74,3 +74,47 @@ def test_expect_matches_an_env_renamed_for_a_clash():
     matrix = build_matrix([b, a, env("cpu", ("test_x", "t", m.PASSED))], expect=["cuda", "cpu"])
     assert matrix.absent_envs == []
     assert [c.name for c in matrix.envs] == ["run1/cuda", "run2/cuda", "cpu"]
+
+
+PRODUCERS = __import__("pathlib").Path(__file__).parent / "data" / "junit" / "producers"
+
+
+def test_go_count2_failed_run_is_kept_and_fails_the_env():
+    from conformance.report.inputs import read_inputs
+
+    envs, warnings = read_inputs([PRODUCERS / "gotestsum-count2.xml"])
+    matrix = build_matrix(envs, warnings)
+    rows = {r.key: r for r in matrix.rows}
+    cell = rows["example.com/ppconf/sched::Test1F1B"].cells[0]
+    assert cell.outcome == m.FAILED and cell.runs == (m.FAILED, m.PASSED)
+    assert cell.message == "flaky: failed then passed; Failed"
+    assert rows["example.com/ppconf/sched::TestGPipe"].cells[0].message == "passed then passed"
+    assert matrix.envs[0].counts == m.Counts(passed=1, failed=1, skipped=1)
+    assert matrix.failed_envs == ["gotestsum-count2"]
+    assert [w.slug for w in matrix.warnings] == [m.W_DUPLICATE]
+
+
+def test_ids_that_differ_only_in_where_the_separator_falls_keep_both_outcomes():
+    from conformance.report.inputs import read_inputs
+
+    envs, warnings = read_inputs([PRODUCERS / "nextest.xml"])
+    matrix = build_matrix(envs, warnings)
+    row = next(r for r in matrix.rows if r.key == "pp-sched::integration::gpipe")
+    assert row.cells[0].runs == (m.PASSED, m.FAILED) and row.outcome(0) == m.FAILED
+    assert matrix.failed_envs == ["nextest"]
+
+
+def test_many_runs_are_counted_not_listed():
+    cpu = env("cpu", *[("test_x", "t", m.FAILED if i % 3 == 0 else m.PASSED) for i in range(10)])
+    cell = build_matrix([cpu]).rows[0].cells[0]
+    assert cell.outcome == m.FAILED
+    assert cell.message == "flaky: ran 10 times: 6 passed, 4 failed"
+
+
+def test_rows_are_sparse():
+    cpu = env("cpu", ("test_x", "a", m.PASSED))
+    cuda = env("cuda", ("test_x", "b", m.FAILED))
+    rows = {r.key: r for r in build_matrix([cpu, cuda]).rows}
+    assert dict(rows["test_x::a"].cells).keys() == {0} and dict(rows["test_x::b"].cells).keys() == {1}
+    assert rows["test_x::b"].codes == "MF" and rows["test_x::b"].outcomes == (m.MISSING, m.FAILED)
+    assert rows["test_x::b"].times == (None, 0.0)

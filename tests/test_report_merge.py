@@ -115,3 +115,49 @@ def test_escaping_of_special_characters():
     failure = case.find("failure")
     assert failure.get("message") == "m\n\"q\"\t"
     assert failure.text == "a < b && c ]]> \ufffd"
+
+
+def _pairs(text):
+    return [(c.get("classname"), c.get("name")) for c in ET.fromstring(text).iter("testcase")]
+
+
+def _env(name, *cases, time=0.5):
+    from conformance.report import model as m
+
+    env = m.EnvResult(name, f"{name}.xml", properties={"env": name})
+    for classname, test in cases:
+        env.cases.append(m.Cell(classname, test, m.PASSED, time, time_text=repr(time)))
+    env.tests = len(cases)
+    return env
+
+
+def test_names_unique_when_the_env_prefix_makes_ids_collide(junit_schema):
+    # env "a" + classname "b.c" and env "a.b" + classname "c" both give classname "a.b.c".
+    matrix = build_matrix([_env("a", ("b.c", "t")), _env("a.b", ("c", "t"))])
+    text = merge.render_merged(matrix)
+    pairs = _pairs(text)
+    assert len(set(pairs)) == 2
+    assert sorted(pairs) == [("a.b.c", "t"), ("a.b.c", "t [duplicate 2]")]
+    assert list(junit_schema.iter_errors(text)) == []
+
+
+def test_a_name_that_already_ends_in_a_generated_suffix_cannot_collide():
+    matrix = build_matrix([_env("cpu", ("c", "t"), ("c", "t"), ("c", "t [duplicate 2]"), ("c", "u [literal]"))])
+    pairs = _pairs(merge.render_merged(matrix))
+    assert [n for _, n in pairs] == ["t", "t [duplicate 2]", "t [duplicate 2] [literal]", "u [literal] [literal]"]
+    assert len(set(pairs)) == 4
+
+
+def test_summed_times_that_overflow_a_float_stay_finite_decimals(junit_schema):
+    import json
+
+    from conformance.report import jsonfmt
+
+    matrix = build_matrix([_env("cpu", ("c", "t1"), ("c", "t2"), time=1.5e308)])
+    text = merge.render_merged(matrix)
+    assert "inf" not in text.lower()
+    assert list(junit_schema.iter_errors(text)) == []
+    suite_time = ET.fromstring(text).find("testsuite").get("time")
+    assert suite_time.startswith("3") and suite_time.endswith(".000") and len(suite_time) == 309 + 4
+    data = jsonfmt.render_json(matrix)  # allow_nan=False: would raise on Infinity
+    assert json.loads(data)["envs"][0]["time"] is None

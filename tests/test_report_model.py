@@ -50,3 +50,45 @@ def test_env_status_is_never_green_when_nothing_ran(outcomes, incomplete, status
     env = m.EnvResult("e", "e.xml", incomplete=incomplete,
                       cases=[m.Cell("test_x", f"t{i}", o) for i, o in enumerate(outcomes)])
     assert build_matrix([env]).envs[0].status == status
+
+
+def _imports(path, package):
+    """Modules of `package` that a module imports anywhere: top level, in functions, under TYPE_CHECKING."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.startswith(package + ".") and n.count(".") == package.count(".") + 1)
+    return found
+
+
+def test_report_package_has_no_import_cycles():
+    from pathlib import Path
+
+    import conformance.report
+
+    package = "conformance.report"
+    folder = Path(conformance.report.__file__).parent
+    graph = {f"{package}.{p.stem}": _imports(p, package) for p in folder.glob("*.py") if p.stem != "__init__"}
+    graph = {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        if state.get(node) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(node):] + [node]))
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            visit(dep, trail + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        visit(node, [])
+    assert graph["conformance.report.model"] == set()  # the data model imports no other report module

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conformance.output import write_output, write_text
+from conformance.output import commit, stage, write_output, write_outputs, write_text
 
 
 def test_dash_writes_to_stdout(capsys, tmp_path, monkeypatch):
@@ -53,3 +53,35 @@ def test_bytes_are_written_unchanged(tmp_path):
     target = tmp_path / "r.json"
     write_text(target, "é\n".encode("utf-8"))
     assert target.read_bytes() == b"\xc3\xa9\n"
+
+
+def test_outputs_replaced_as_a_set_or_not_at_all(tmp_path):
+    for name in ("a.md", "b.xml"):
+        (tmp_path / name).write_text("old")
+
+    def new(stream):
+        stream.write("new")
+
+    def broken(stream):
+        stream.write("half")
+        raise RuntimeError("renderer failed")
+
+    with pytest.raises(RuntimeError):
+        write_outputs([(tmp_path / "a.md", new), (tmp_path / "b.xml", broken)])
+    assert [(tmp_path / n).read_text() for n in ("a.md", "b.xml")] == ["old", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.xml"]
+    write_outputs([(tmp_path / "a.md", new), (tmp_path / "b.xml", new), (tmp_path / "sub" / "c.json", new)])
+    assert [(tmp_path / n).read_text() for n in ("a.md", "b.xml", "sub/c.json")] == ["new"] * 3
+
+
+def test_a_failed_replace_puts_the_earlier_outputs_back(tmp_path):
+    (tmp_path / "a.md").write_text("old")
+    (tmp_path / "b.xml").mkdir()  # os.replace of a file over a folder fails
+    staged = stage([tmp_path / "a.md", tmp_path / "b.xml", tmp_path / "new.json"])
+    for item in staged:
+        item.tmp.write_text("new")
+    with pytest.raises(OSError):
+        commit(staged)
+    assert (tmp_path / "a.md").read_text() == "old"
+    assert not (tmp_path / "new.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.xml"]

@@ -252,7 +252,7 @@ def _merge_group(folder: str, members: list[m.EnvResult]) -> m.EnvResult:
     """One env holding every member file's testcases, totals and (first-seen) properties."""
     if len(members) == 1 and not Path(members[0].path).name.startswith(PER_CLASS_PREFIX):
         return members[0]
-    name = Path(folder).name or folder
+    name = Path(folder).name or Path(folder).resolve().name or folder  # "." is named after the folder it is
     group = m.EnvResult(name=name, path=folder, files=len(members))
     group.sha256 = hashlib.sha256("".join(e.sha256 for e in members).encode()).hexdigest()
     incomplete = []
