@@ -51,7 +51,8 @@ def report(inputs: list[Path], out: Path) -> Path:
 
 def load_bench():
     spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks" / "bench_report.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -96,7 +97,8 @@ def test_gitlab_sees_every_case_once_and_within_its_limits(which, request):
     names = Counter((c.get("classname"), c.get("name")) for c in ET.parse(merged).getroot().iter("testcase"))
     repeated = [key for key, n in names.items() if n > 1]
     assert not repeated, f"GitLab would keep only the first of {repeated[:3]}"
-    assert merged.stat().st_size < GITLAB_MAX_BYTES and sum(names.values()) < GITLAB_MAX_CASES
+    assert merged.stat().st_size < GITLAB_MAX_BYTES
+    assert sum(names.values()) < GITLAB_MAX_CASES
 
 
 # --- junitparser ----------------------------------------------------------------------------------------------------
@@ -117,13 +119,13 @@ def assert_suite_matches(suite: TestSuite, env: m.EnvResult, *, where: str) -> N
     assert (suite.tests, suite.failures, suite.errors, suite.skipped) == \
         (env.tests, env.failures, env.errors, env.skipped), f"{where}: declared totals"
     counted = Counter(junitparser_kind(c) for c in cases)
-    assert len(cases) == env.tests and counted["failure"] == env.failures and counted["error"] == env.errors \
-        and counted["skipped"] == env.skipped, f"{where}: totals counted from the cases"
+    assert (len(cases), counted["failure"], counted["error"], counted["skipped"]) == \
+        (env.tests, env.failures, env.errors, env.skipped), f"{where}: totals counted from the cases"
     theirs = [(c.name, junitparser_kind(c)) for c in cases]
     ours = [(cell.name, JUNIT_KIND[cell.outcome]) for cell in env.cases]
     assert len(theirs) == len(ours)
     # merged.xml may suffix a repeated name to keep it unique; the outcome never changes.
-    diff = [(a, b) for a, b in zip(theirs, ours) if a[1] != b[1] or not a[0].startswith(b[0])]
+    diff = [(a, b) for a, b in zip(theirs, ours, strict=True) if a[1] != b[1] or not a[0].startswith(b[0])]
     assert not diff, f"{where}: {len(diff)} cases differ, e.g. {diff[:3]}"
 
 
@@ -141,7 +143,8 @@ def assert_junitparser_agrees(inputs: list[Path], merged: Path) -> None:
     for env in envs:
         assert_suite_matches(merged_suites[env.name], env, where=f"merged.xml suite {env.name}")
     root = JUnitXml.fromfile(str(merged))
-    assert root.tests == sum(e.tests for e in envs) and root.failures == sum(e.failures for e in envs)
+    assert root.tests == sum(e.tests for e in envs)
+    assert root.failures == sum(e.failures for e in envs)
     assert root.errors == sum(e.errors for e in envs)
 
 
@@ -306,7 +309,7 @@ def junitparser_reading(path: Path) -> str:
         for suite in junitparser_suites(path):
             shown.append((suite.name, suite.tests, suite.failures, suite.errors, suite.skipped, suite.time))
             shown += [(case.classname, case.name, case.time, [r.type for r in case.result]) for case in suite]
-    except Exception as exc:  # noqa: BLE001 - any failure is junitparser stopping on this input
+    except Exception as exc:  # any failure is junitparser stopping on this input
         return f"{type(exc).__name__}: {str(exc)[:80]}"
     return ""
 

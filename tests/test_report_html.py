@@ -55,7 +55,8 @@ def test_html_gold(monkeypatch):
 def test_self_contained_and_metadata_in_header(monkeypatch):
     text = html.render_html(fixture_matrix(monkeypatch))
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), "the page must not load anything"
-    assert "<style>" in text and "<script>" in text
+    assert "<style>" in text
+    assert "<script>" in text
     for shown in ("2.13.0+cu130", "cu130 pinned", "cuda 13.0", "580.65.06", "NVIDIA H100 80GB HBM3", "nccl",
                   "gpu-node-7", "hpu unavailable: habana_frameworks not importable", ("expected (--expect), but no "
                   "results file"), '<td class="num">15/18<div class="bar">', "1 failed, 1 error, 1 xpass (strict)",
@@ -74,7 +75,9 @@ def test_embedded_data_matches_matrix(monkeypatch):
     i, row = rows["test_backward::test_loss_kwargs"]
     assert row[2] == "NPPM"
     times = data["times"][i].split(",")
-    assert len(times) == 4 and times[3] == "" and float(times[1]) > 0
+    assert len(times) == 4
+    assert times[3] == ""
+    assert float(times[1]) > 0
     i, row = rows["test_schedules::test_schedule_matches_reference[ScheduleInterleaved1F1B-world2]"]
     assert row[2][2] == "C"
     assert data["msgs"][f"{i}:2"].startswith("crashed: rank 1 exited with signal 6")
@@ -210,25 +213,30 @@ def agree_page(tmp_path_factory):
 
 def test_browser_two_envs_that_agree_have_no_divergent_row(agree_page):
     shown = browse_probe(agree_page, "#envs=a,b&div=1", ROWS_JS)
-    assert shown["ready"] == "ready" and shown["heads"] == ["a", "b"]
-    assert shown["rows"] == [] and shown["ndiv"] == "0"
+    assert shown["ready"] == "ready"
+    assert shown["heads"] == ["a", "b"]
+    assert shown["rows"] == []
+    assert shown["ndiv"] == "0"
     everything = browse_probe(agree_page, "#envs=a,b", ROWS_JS)
     assert len(everything["rows"]) == 5
     assert not any(g.startswith("divergent") for g in everything["groups"]), everything["groups"]
     # The outcome counts in the filter legend are those of the two envs: 5 passed, 2 failed, 2 skipped, 1 U.
-    assert everything["counts"][:3] == ["5", "2", "0"] and everything["counts"][6:8] == ["2", "1"]
+    assert everything["counts"][:3] == ["5", "2", "0"]
+    assert everything["counts"][6:8] == ["2", "1"]
 
 
 def test_browser_divergence_and_order_follow_the_envs_shown(agree_page):
     full = browse_probe(agree_page, "", ROWS_JS)
-    assert full["ndiv"] == "2" and full["rows"][:2] == ["test_split::b", "test_stage::d"]
+    assert full["ndiv"] == "2"
+    assert full["rows"][:2] == ["test_split::b", "test_stage::d"]
     assert full["groups"][:2] == ["divergent · split", "divergent · stage"]
     # Without c, the rows it made divergent go back to their area, in first-seen order.
     view = browse_probe(agree_page, "#envs=a,b", ROWS_JS)
     assert view["rows"] == ["test_backward::e", "test_split::a", "test_split::b", "test_stage::c", "test_stage::d"]
     # b passed backward::e where c had no device: unavailable alone is no divergence, in a view as in the matrix.
     pair = browse_probe(agree_page, "#envs=b,c&div=1", ROWS_JS)
-    assert pair["rows"] == ["test_split::b", "test_stage::d"] and pair["ndiv"] == "2"
+    assert pair["rows"] == ["test_split::b", "test_stage::d"]
+    assert pair["ndiv"] == "2"
 
 
 def test_browser_hash_keeps_the_selection(agree_page):
@@ -238,14 +246,16 @@ def test_browser_hash_keeps_the_selection(agree_page):
              "form.divergent.checked = true; form.dispatchEvent(new Event('input'));" + ROWS_JS)
     after = browse_probe(agree_page, "", probe)
     assert after["hash"] == "#div=1&envs=a,b"
-    assert after["rows"] == [] and after["ndiv"] == "0"
+    assert after["rows"] == []
+    assert after["ndiv"] == "0"
 
 
 def test_browser_survives_a_bad_percent_escape_in_the_link(agree_page):
     shown = browse_probe(agree_page, "#q=%E0%A4%A&area=%zz&envs=a,b%", ROWS_JS)
     assert shown["ready"] == "ready", "the page script stopped on the link"
     # The good parts of the link still apply; the broken ones are kept as typed.
-    assert shown["heads"] == ["a"] and shown["rows"] == []
+    assert shown["heads"] == ["a"]
+    assert shown["rows"] == []
     assert browse_probe(agree_page, "#q=b%", ROWS_JS)["rows"] == []  # "b%" matches no id, and nothing throws
     assert browse_probe(agree_page, "#q=%E0%A4%A", ROWS_JS)["ready"] == "ready"
 
@@ -264,7 +274,8 @@ def test_browser_a_100kb_check_id_keeps_the_cells_on_screen(tmp_path):
     seen = browse_probe(page, "", probe)
     assert seen["title"] == len(huge), "the tooltip must hold the whole id"
     assert seen["cell"] < seen["view"], f"the first cell is off screen: {seen}"
-    assert seen["id"] < 600 and seen["table"] < seen["view"], seen
+    assert seen["id"] < 600, seen
+    assert seen["table"] < seen["view"], seen
     opened = browse_probe(page, "#open=0:0", "return {table: document.getElementById('matrix')"
                                              ".getBoundingClientRect().width, view: window.innerWidth};")
     assert opened["table"] < opened["view"], f"the opened message widened the table: {opened}"
@@ -295,7 +306,7 @@ def test_browser_env_headers_wrap_at_boundaries_with_a_tooltip(tmp_path):
             for i, name in enumerate(HEADER_NAMES)]
     page = write_page(tmp_path, build_matrix(envs))
     heads = browse_probe(page, "", LINES_JS)
-    by_name = {name: h["lines"] for name, h in zip(sorted(HEADER_NAMES), heads)}  # columns in name order
+    by_name = {name: h["lines"] for name, h in zip(sorted(HEADER_NAMES), heads, strict=True)}  # columns in name order
     assert by_name["h100x2/cuda"] == ["h100x2/", "cuda"], by_name
     assert by_name["cpu-torch2.11"] in (["cpu-torch2.11"], ["cpu-", "torch2.11"]), by_name
     for name, lines in by_name.items():
@@ -304,7 +315,8 @@ def test_browser_env_headers_wrap_at_boundaries_with_a_tooltip(tmp_path):
             assert not (line[-1] == "." and rest[0].isdigit()), f"{name!r} breaks inside a version: {lines}"
     assert [h["title"] for h in heads] == sorted(HEADER_NAMES), "every header's tooltip starts with its full name"
     long = by_name[HEADER_NAMES[5]]
-    assert "…" in "".join(long) and len("".join(long)) <= 40, "a long name is shortened; the tooltip has it whole"
+    assert "…" in "".join(long), "a long name is shortened; the tooltip has it whole"
+    assert len("".join(long)) <= 40
     shot = screenshot(page, tmp_path / "headers.png")
     assert shot.stat().st_size > 5_000
 
@@ -317,7 +329,8 @@ def screenshot(page: Path, out: Path, size: str = "1200,700") -> Path:
         proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={out}",
                                page.as_uri()], check=False, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and out.exists(), proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.exists(), proc.stderr[-2000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return out
 
@@ -343,9 +356,11 @@ def test_html_embeds_data_in_proportion_to_the_cells():
     size = len(text.encode("utf-8"))
     assert size < 150 * cells + 200_000, f"{size:,} bytes for {cells:,} cells"
     shared = next(r for r in data["rows"] if r[0] == "test_identity::test_build_identity")
-    assert shared[2] == "P" * 400 and len(shared) == 3  # present everywhere: dense
+    assert shared[2] == "P" * 400
+    assert len(shared) == 3
     one = next(r for r in data["rows"] if r[0] == "test_area3::test_3_0")
-    assert one[2:] == ["F", [3]] and data["times"][data["rows"].index(one)] == "0.25"
+    assert one[2:] == ["F", [3]]
+    assert data["times"][data["rows"].index(one)] == "0.25"
     assert data["msgs"][f"{data['rows'].index(one)}:3"] == "boom"
 
 
@@ -355,9 +370,13 @@ def test_browser_pages_env_columns(tmp_path):
                                         "cells: document.querySelectorAll('#matrix tbody tr[data-r]')[0]"
                                         ".querySelectorAll('td.c').length, ")
     first = browse_probe(page, "", probe)
-    assert first["heads"][:2] == ["env0000", "env0001"] and len(first["heads"]) == 50
-    assert first["pager"] == "envs 1–50 of 120" and first["cells"] == 50
+    assert first["heads"][:2] == ["env0000", "env0001"]
+    assert len(first["heads"]) == 50
+    assert first["pager"] == "envs 1\u201350 of 120"
+    assert first["cells"] == 50
     third = browse_probe(page, "#cp=3&q=test_101_", probe)
-    assert third["heads"][0] == "env0100" and len(third["heads"]) == 20 and third["pager"] == "envs 101–120 of 120"
+    assert third["heads"][0] == "env0100"
+    assert len(third["heads"]) == 20
+    assert third["pager"] == "envs 101\u2013120 of 120"
     assert third["rows"] == ["test_area1::test_101_0", "test_area1::test_101_1"]
     assert third["ndiv"] == "240"  # every per-class check is missing from 119 envs: divergent

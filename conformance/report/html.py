@@ -48,7 +48,7 @@ def _meta(col: m.EnvColumn) -> list[tuple[str, str]]:
         if label == "device":
             value = p.get("device_names") or p.get("device", "")
             if p.get("device_count") and p.get("device_count") not in ("0", "1") and "," not in value:
-                value = f"{p['device_count']} × {value}"
+                value = f"{p['device_count']} × {value}"  # noqa: RUF001 - the multiplication sign is meant
             if p.get("device_available", "").lower() in ("false", "0", "no"):
                 value = f"{p.get('device', '')} unavailable: {p.get('device_reason', '')}".strip()
         out.append((label, value))
@@ -225,7 +225,7 @@ def render_html(matrix: m.Matrix) -> str:
         f"<title>Conformance: {len(matrix.rows)} checks x {len(matrix.envs)} envs</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Pipeline-parallel conformance across devices</h1>",
-        (f'<p class="lead">{len(matrix.rows)} checks × {len(matrix.envs)} envs · '
+        (f'<p class="lead">{len(matrix.rows)} checks × {len(matrix.envs)} envs · '  # noqa: RUF001 - the multiplication sign is meant
         f'<b><span id="ndiv">{divergent}</span> divergent</b> (outcome differs across the envs shown, '
         "device-unavailable cells aside) · "
         f"{escape(', '.join(matrix.failed_envs) or 'no env')} with failures</p>"),

@@ -17,7 +17,7 @@ _RESERVE = 600  # room kept for the truncation note and the legend
 
 EMOJI: dict[str, str] = {
     m.PASSED: "✅", m.FAILED: "❌", m.ERROR: "❗", m.CRASHED: "💥", m.XPASS: "⚠️", m.XFAIL: "🔸",
-    m.SKIPPED: "⏭️", m.UNAVAILABLE: "🚫", m.NOT_APPLICABLE: "➖", m.NOT_RUN: "⏸️", m.MISSING: "❔",
+    m.SKIPPED: "⏭️", m.UNAVAILABLE: "🚫", m.NOT_APPLICABLE: "➖", m.NOT_RUN: "⏸️", m.MISSING: "❔",  # noqa: RUF001 - the emoji is meant
 }
 
 
