@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from conformance import __version__, errors
-from conformance.torchenv import builds
 from conformance.commands import info, install_torch, report, run
 
 

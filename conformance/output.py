@@ -140,7 +140,7 @@ def write_outputs(items: Sequence[tuple[str | os.PathLike[str], Callable[[TextIO
     leaves every previous report in place, none half new."""
     staged = stage([path for path, _ in items])
     try:
-        for item, (_, render) in zip(staged, items):
+        for item, (_, render) in zip(staged, items, strict=True):
             with item.tmp.open("w", encoding=encoding, newline="\n") as stream:
                 render(stream)
     except BaseException:

@@ -66,10 +66,13 @@ STRICT = _s("STRICT", "", "`1`: an absent device fails every check instead of re
 # --- torch builds (conformance.torchenv.builds) -----------------------------------------------------------------
 TORCH_SERIES = _s("TORCH_SERIES", "", "set by the versioned tox envs (`cpu-torch2.14`): test that series' release")
 CUDA_VARIANT = _s("CUDA_VARIANT", "", "CUDA build of the `cuda` env: cu126, cu128, cu130, ... (default cu130)")
+ROCM_VARIANT = _s("ROCM_VARIANT", "", "ROCm build of the `rocm` env: rocm6.4, rocm7.0, rocm7.1, ... (default rocm7.1)")
 INDEX_BASE = _s("INDEX_BASE", "", "a mirror of https://download.pytorch.org/whl; `<base>/<variant>` per device")
-DEVICE_INDEX = _s("<DEVICE>_INDEX", "", "full index URL (or file:// folder) for one device, e.g. CONFORMANCE_CUDA_INDEX")
+DEVICE_INDEX = _s("<DEVICE>_INDEX", "",
+                  "full index URL (or file:// folder) for one device, e.g. CONFORMANCE_CUDA_INDEX")
 HOST_TORCH = _s("HOST_TORCH", "", "`1`: host mode, test the torch of the interpreter running tox; install nothing")
-HOST_PYTHON = _s("HOST_PYTHON", "", "the interpreter whose torch host mode uses (default: first python3 outside the env)")
+HOST_PYTHON = _s("HOST_PYTHON", "",
+                 "the interpreter whose torch host mode uses (default: first python3 outside the env)")
 
 # --- the run ----------------------------------------------------------------------------------------------------
 TIME_LIMIT = _s("TIME_LIMIT", "", "global time limit of one env's run in seconds (`--time-limit` wins; default none)")
@@ -77,7 +80,8 @@ CHECK_TIMEOUT = _s("CHECK_TIMEOUT", "120", "seconds one multi-rank check may tak
 POOL = _s("POOL", "persistent", "`isolate`: fresh rank processes for every multi-rank check (`--pool` wins)")
 POOL_START = _s("POOL_START", "", "how ranks start: `forkserver` (default where available) or `spawn`")
 FAIL_GRACE = _s("FAIL_GRACE", "3", "seconds the healthy ranks get to report after one rank failed or died")
-LAUNCHER = _s("LAUNCHER", "", "`torchrun`: multi-node mode, ranks are the launcher's (set by conformance.pool.launcher)")
+LAUNCHER = _s("LAUNCHER", "",
+              "`torchrun`: multi-node mode, ranks are the launcher's (set by conformance.pool.launcher)")
 RANK_PLUGINS = _s("RANK_PLUGINS", "", "comma-separated modules every rank imports at start (instrumentation, "
                                       "out-of-tree device registration)")
 JOURNAL = _s("JOURNAL", "", "the results journal the suite process appends to", internal=True)

@@ -22,13 +22,14 @@ import tempfile
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 from conformance import settings
-from conformance.torchenv import device
 from conformance.pool import worker
 from conformance.pool.local import PoolError, RunReport
 from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext
+from conformance.torchenv import device
 
 ENV = settings.LAUNCHER.name
 _DUMP_KEY = "conformance/dump"
@@ -51,7 +52,7 @@ def _init(device_type: str, backend: str, timeout_s: float):
     if device_type != "cpu":
         for k, v in worker.ACCELERATOR_ENV.items():
             os.environ.setdefault(k, v)
-    kw = {}
+    kw: dict[str, Any] = {}
     if device_type != "cpu":
         dev = torch.device(worker.rank_device(device_type, _env_int("LOCAL_RANK")))
         getattr(torch, device_type).set_device(dev)
@@ -68,7 +69,7 @@ def _stack_watcher(store, rank: int) -> None:
         time.sleep(0.5)
         try:
             n = int(store.add(_DUMP_KEY, 0))
-        except Exception:  # noqa: BLE001 - store gone: the job is over
+        except Exception:
             return
         if n > seen:
             seen = n
@@ -118,7 +119,7 @@ class TorchrunLauncher:
         gathered: list = [None] * self.world_size
         try:
             dist.gather_object(box[0], gathered, dst=0, group=self.ctrl)
-        except Exception as exc:  # noqa: BLE001 - a lost worker: report, then refuse further checks
+        except Exception as exc:
             self.broken = f"launcher ranks lost at {task.check_id}: {exc}"
             return RunReport([box[0]] + [Result(task.seq, r, "error", f"rank {r} did not report: {exc}")
                                          for r in range(1, self.world_size)], time.monotonic() - t0, timed_out=True)
@@ -149,7 +150,7 @@ class TorchrunLauncher:
             self._start()  # a run without multi-rank checks still has to release the workers
             dist.broadcast_object_list([STOP], src=0, group=self.ctrl)
             dist.destroy_process_group()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 
@@ -175,7 +176,7 @@ def worker_loop(device_type: str, backend: str, timeout_s: float) -> int:
     threading.Thread(target=_stack_watcher, args=(store, rank), daemon=True).start()
     ctx = _ctx(device_type, backend)
     while True:
-        box = [None]
+        box: list[Any] = [None]
         # Between checks rank 0 may spend long on world-1 checks: wait without a deadline here.
         dist.broadcast_object_list(box, src=0, group=ctrl)
         task = box[0]

@@ -15,11 +15,12 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from conformance import settings
-from conformance.signals import signal_name
 from conformance.pool import worker
 from conformance.pool.protocol import STOP, Result, Task
+from conformance.signals import signal_name
 
 # After one rank has failed or died, how long the others get to finish before they count as stuck: a failed
 # rank often leaves its peers waiting in a recv that only the process-group timeout would end.
@@ -91,7 +92,8 @@ class LocalPool:
             for k, v in worker.ACCELERATOR_ENV.items():
                 os.environ.setdefault(k, v)  # spawned ranks inherit it before any communicator exists
         t0 = time.perf_counter()
-        ctx = mp.get_context(self.start_method)
+        # start_method is "forkserver" or "spawn" (pools.start_method): both contexts have Process
+        ctx = cast("mp.context.ForkServerContext | mp.context.SpawnContext", mp.get_context(self.start_method))
         if self.start_method == "forkserver":
             # Only torch: nothing in the server may create a device context or threads a fork would copy.
             ctx.set_forkserver_preload(["torch", "torch.distributed", "conformance.pool.worker"])
@@ -118,7 +120,8 @@ class LocalPool:
                     self.close(kill=True)
                     what = (", ".join(f"rank {i} {describe_exit(c)}" for i, c in dead) if dead
                             else f"not all ranks ready after {self.startup_timeout_s:.0f} s")
-                    raise PoolError(f"world {self.world_size} pool did not start: {what}\n{_join_stacks(stacks)}")
+                    raise PoolError(
+                        f"world {self.world_size} pool did not start: {what}\n{_join_stacks(stacks)}") from None
                 continue
             if r.outcome != "passed":
                 self.close(kill=True)
@@ -163,7 +166,8 @@ class LocalPool:
                 first_bad = first_bad or time.monotonic()
         report = RunReport([], time.monotonic() - t0, timed_out=timed_out, died=died)
         broken = timed_out or bool(died)
-        stacks = self._dump_stacks(offsets, signal_ranks=[i for i in range(self.world_size) if i not in got and i not in died]) if broken else {}
+        silent = [i for i in range(self.world_size) if i not in got and i not in died]
+        stacks = self._dump_stacks(offsets, signal_ranks=silent) if broken else {}
         for i in range(self.world_size):
             if i in got:
                 report.results.append(got[i])
@@ -212,7 +216,8 @@ class LocalPool:
                 out[i] = 0
         return out
 
-    def _dump_stacks(self, offsets: dict[int, int] | None = None, signal_ranks: list[int] | None = None) -> dict[int, str]:
+    def _dump_stacks(self, offsets: dict[int, int] | None = None,
+                     signal_ranks: list[int] | None = None) -> dict[int, str]:
         """Ask the given ranks (default: all alive) for their Python stacks and read what every rank wrote."""
         if not self._dir:
             return {}
@@ -248,7 +253,7 @@ class LocalPool:
             for q in getattr(self, "tasks", []):
                 try:
                     q.put(STOP)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             deadline = time.monotonic() + 10
             for p in procs:

@@ -8,8 +8,9 @@ Modules holding scenarios are imported lazily so ranks pay for torch only when a
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from conformance import settings
 
@@ -18,7 +19,7 @@ Scenario = Callable[["RankContext", dict], "dict | None"]
 _REGISTRY: dict[str, Scenario] = {}
 # Imported on the first lookup, then the modules named by CONFORMANCE_RANK_PLUGINS (instrumentation, an
 # out-of-tree device's registration, the project's own test faults): the package itself ships no fault code.
-MODULES = ["conformance.pool.builtin", "conformance.suite.ranks.schedules"]
+MODULES = ["conformance.pool.builtin", "conformance.suite.ranks.schedules", "conformance.suite.ranks.behaviour"]
 _loaded = False
 
 

@@ -11,11 +11,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from conformance.pool import scenarios
 from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext, Skip
 from conformance.torchenv import device
-from conformance.pool import scenarios
 
 # Set for every rank on accelerators: NVLink multicast must stay off on shared multi-GPU hosts.
 ACCELERATOR_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -59,7 +60,7 @@ def execute(ctx: RankContext, task: Task) -> Result:
         return Result(task.seq, ctx.rank, "passed", data=data, seconds=time.perf_counter() - t0)
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # noqa: BLE001 - every outcome of a scenario is a result
+    except BaseException as exc:
         dt = time.perf_counter() - t0
         msg = str(getattr(exc, "msg", "") or exc)
         if is_skip(exc):
@@ -83,7 +84,7 @@ def init_group(cfg: WorkerConfig, rank: int):
     import torch
     import torch.distributed as dist
 
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if cfg.device_type != "cpu":
         dev = torch.device(rank_device(cfg.device_type, rank))
         mod = getattr(torch, cfg.device_type, None)
@@ -118,8 +119,9 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
         init_group(cfg, rank)
         device.pin_numerics()
         scenarios.load()
-    except BaseException as exc:  # noqa: BLE001
-        results.put(Result(0, rank, "error", f"rank {rank} could not join the process group: {type(exc).__name__}: {exc}",
+    except BaseException as exc:
+        results.put(Result(0, rank, "error",
+                           f"rank {rank} could not join the process group: {type(exc).__name__}: {exc}",
                            traceback.format_exc()))
         return
     results.put(Result(0, rank, "passed", data={"pid": os.getpid()}))
@@ -140,6 +142,6 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
-        except Exception:  # noqa: BLE001 - leaving anyway
+        except Exception:
             pass
         sys.stdout.flush()

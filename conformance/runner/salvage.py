@@ -15,7 +15,6 @@ from conformance import contracts, output
 from conformance.runner import journal
 
 
-
 @dataclass
 class Death:
     """Why the suite process stopped early, in words for the report."""
@@ -50,7 +49,8 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
         if res.nodeid == data.running or (res.started and not res.finished and not res.outcome) \
                 or res.nodeid == "<session>":
             counts["errors"] += 1
-            el = ET.SubElement(case, "error", type=contracts.CRASHED, message=f"{contracts.CRASHED_PREFIX}{death.cause}")
+            el = ET.SubElement(case, "error", type=contracts.CRASHED,
+                               message=f"{contracts.CRASHED_PREFIX}{death.cause}")
             el.text = f"{death.cause} while this check was running.\n\nLast output:\n{death.output_tail}"
         elif not res.outcome:
             counts["skipped"] += 1
@@ -68,8 +68,8 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
         elif res.outcome == "skipped":
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", type="pytest.skip", message=res.message).text = res.detail
-    for key, value in counts.items():
-        suite.set(key, str(value))
+    for key, count in counts.items():
+        suite.set(key, str(count))
     suite.set("time", f"{total_time:.3f}")
     if "start_time" in data.properties:
         suite.set("timestamp", data.properties["start_time"])

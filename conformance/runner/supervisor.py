@@ -81,7 +81,7 @@ def pytest_command(req: RunRequest) -> list[str]:
            "--junitxml", req.partial]
     if req.strict:
         cmd.append("--strict-device")
-    return cmd + [SUITE_DIR, *req.extra]
+    return [*cmd, SUITE_DIR, *req.extra]
 
 
 class _Lock:

@@ -49,7 +49,7 @@ def assert_raises(api: str, exc_type, match: str, fn, *args, what: str, **kwargs
                 f"{api}: {what}: expected {exc_type.__name__} matching {match!r}, got {exc_type.__name__}: {exc}"
             ) from None
         return exc
-    except Exception as exc:  # noqa: BLE001 - any other exception is the finding
+    except Exception as exc:
         raise AssertionError(
             f"{api}: {what}: expected {exc_type.__name__} matching {match!r}, got {type(exc).__name__}: {exc}"
         ) from None

@@ -9,21 +9,15 @@ Each registry entry is a `ModelSpec`: the builder, how to make example inputs on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-
-def _nn():
-    import torch.nn as nn
-
-    return nn
+from typing import Any
 
 
 def transformer_like(d_hid: int = 16, n_layers: int = 8, seed: int = 0):
     """The seed model: `layers` of Linear+ReLU blocks, the shape upstream's pipelining tests use."""
     import torch
-
-    nn = _nn()
+    from torch import nn
 
     class MLPBlock(nn.Module):
         def __init__(self, d: int) -> None:
@@ -52,8 +46,7 @@ def transformer_block(d_model: int = 16, n_heads: int = 2, n_layers: int = 4, se
     Each block holds a causal mask as a (persistent) buffer, so splitting must carry buffers with their stage.
     """
     import torch
-
-    nn = _nn()
+    from torch import nn
 
     class Block(nn.Module):
         def __init__(self) -> None:
@@ -87,8 +80,7 @@ def transformer_block(d_model: int = 16, n_heads: int = 2, n_layers: int = 4, se
 def embedding_lm(vocab: int = 32, d_model: int = 16, n_layers: int = 4, tied: bool = True, seed: int = 0):
     """Embedding, Linear+tanh layers, LM head; with `tied` the head shares the embedding's weight."""
     import torch
-
-    nn = _nn()
+    from torch import nn
 
     class EmbeddingLM(nn.Module):
         def __init__(self) -> None:
@@ -113,8 +105,7 @@ def embedding_lm(vocab: int = 32, d_model: int = 16, n_layers: int = 4, tied: bo
 def kwargs_model(d_hid: int = 16, n_layers: int = 4, seed: int = 0):
     """Takes keyword inputs (`mask`, `bias`) besides the positional one: traced with `pipeline(mb_kwargs=...)`."""
     import torch
-
-    nn = _nn()
+    from torch import nn
 
     class KwargsModel(nn.Module):
         def __init__(self) -> None:
@@ -137,8 +128,7 @@ def kwargs_model(d_hid: int = 16, n_layers: int = 4, seed: int = 0):
 def multi_io(d_hid: int = 16, n_layers: int = 4, seed: int = 0):
     """Two inputs, two outputs: a branch per input, mixed at every layer, returns a tuple."""
     import torch
-
-    nn = _nn()
+    from torch import nn
 
     class MultiIO(nn.Module):
         def __init__(self) -> None:
@@ -147,7 +137,7 @@ def multi_io(d_hid: int = 16, n_layers: int = 4, seed: int = 0):
             self.b_layers = nn.ModuleList([nn.Linear(d_hid, d_hid) for _ in range(n_layers)])
 
         def forward(self, a, b):
-            for la, lb in zip(self.a_layers, self.b_layers):
+            for la, lb in zip(self.a_layers, self.b_layers, strict=True):
                 a, b = torch.tanh(la(a) + b), torch.sigmoid(lb(b)) * a
             return a, b.sum(dim=-1)
 
@@ -158,8 +148,7 @@ def multi_io(d_hid: int = 16, n_layers: int = 4, seed: int = 0):
 def pipe_split_mlp(d_hid: int = 16, n_layers: int = 8, split_after: tuple[int, ...] = (3,), seed: int = 0):
     """The seed MLP with `pipe_split()` markers in `forward` after the layers named in `split_after`."""
     import torch
-
-    nn = _nn()
+    from torch import nn
 
     class PipeSplitMLP(nn.Module):
         def __init__(self) -> None:
@@ -188,7 +177,7 @@ class ModelSpec:
     # (device, batch) -> (args, kwargs); float inputs are fp32 and cast by the check when it tests another dtype
     inputs: Callable[[Any, int], tuple[tuple, dict]]
     # the default 2-stage split and the top-level prefixes each stage must hold
-    split_spec: Callable[[], dict] = field(default=lambda: {})
+    split_spec: Callable[[], dict] = field(default=dict)
     stage_prefixes: tuple[tuple[str, ...], ...] = ()
     # names of parameters the model deliberately shares (the first is the canonical state_dict key)
     tied: tuple[tuple[str, ...], ...] = ()

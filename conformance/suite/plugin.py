@@ -50,10 +50,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     d, b, o = st.dev, st.build, st.options
     lines = [
-        f"conformance: env {st.env}, device {d.name} ({'available' if d.available else 'UNAVAILABLE: ' + d.reason}), "
-        f"backend {d.backend}, {d.count} device(s) {', '.join(d.names)}",
-        f"conformance: torch {b.version or '(not importable)'} variant {b.variant or '-'} ({st.plan.source}), "
-        f"runtime {d.runtime} {d.runtime_version} driver {d.driver_version or '-'}, strict={st.strict}",
+        (f"conformance: env {st.env}, device {d.name} ({'available' if d.available else 'UNAVAILABLE: ' + d.reason}), "
+         f"backend {d.backend}, {d.count} device(s) {', '.join(d.names)}"),
+        (f"conformance: torch {b.version or '(not importable)'} variant {b.variant or '-'} ({st.plan.source}), "
+         f"runtime {d.runtime} {d.runtime_version} driver {d.driver_version or '-'}, strict={st.strict}"),
         f"conformance: identity {st.ident.outcome}: {st.ident.message}",
         f"conformance: rank pool {o.pool}, check timeout {o.check_timeout:g} s"
         + (f", launcher {settings.LAUNCHER.raw()}" if settings.LAUNCHER.is_set() else ""),

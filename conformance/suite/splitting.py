@@ -89,7 +89,7 @@ def run_stages(pipe, args: tuple, kwargs: dict | None = None):
     names = [n.target for n in pipe.split_gm.graph.nodes if n.op == "placeholder"]
     kwargs = kwargs or {}
     values = list(args) + [kwargs[n] for n in names[len(args):]]
-    modules = {name: mod for name, mod in pipe.split_gm.named_children()}
+    modules = dict(pipe.split_gm.named_children())
     index = {id(pipe.get_stage_module(i)): i for i in range(pipe.num_stages)}
     calls: list[StageCall] = []
 

@@ -7,11 +7,14 @@ split, weight gradients deferred). Each check drives the stages of a split model
 gradient with plain autograd on an identical unsplit model.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from conformance.torchenv import api
 from conformance.suite import models, splitting
 from conformance.suite.assertions import assert_grads_close
+from conformance.torchenv import api
 
 DTYPES = ["fp32", "bf16"]
 
@@ -94,7 +97,7 @@ def _flat_outputs_with_grads(call, grads):
 
 def _hand_back(call, dinputs, grads):
     """Accumulate the input gradients of a stage onto the values its producers made (what send/recv does)."""
-    for (orig, _), g in zip(call.inputs, dinputs):
+    for (orig, _), g in zip(call.inputs, dinputs, strict=True):
         if g is not None:
             grads[id(orig)] = g if id(orig) not in grads else grads[id(orig)] + g
 
@@ -151,7 +154,7 @@ def test_stage_backward_input_weight(conformance, torch_device, name, dtype):
     spec, pipe, args, kwargs = _split_model(name, torch_device, dtype)
     outputs, calls = splitting.run_stages(pipe, args, kwargs)
     grads: dict = {}
-    deferred = []
+    deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
     last = max(c.index for c in calls)
     for call in _backward_order(calls):
         leaves = [d for _, d in call.inputs]
@@ -191,11 +194,11 @@ def test_stage_backward_microbatches(conformance, torch_device, name, n_microbat
     ref, ref_args, ref_kwargs = splitting.model_and_inputs(name, torch_device, batch=8)
     # the loss weights depend on the output shape, so the reference sums per-microbatch losses the same way
     ref_chunks = split_args_kwargs_into_chunks(ref_args, ref_kwargs, n_microbatches)
-    for a, k in zip(*ref_chunks):
+    for a, k in zip(*ref_chunks, strict=True):
         _loss(splitting.as_tuple(ref(*a, **k))).backward()
     mb_args, mb_kwargs = split_args_kwargs_into_chunks(args, kwargs, n_microbatches)
     pipe = splitting.split(model, mb_args[0], mb_kwargs[0], split_spec=spec.split_spec())
-    for a, k in zip(mb_args, mb_kwargs):
+    for a, k in zip(mb_args, mb_kwargs, strict=True):
         _run_stage_backward(pipe, a, k)
     assert_grads_close("stage_backward", _stage_param_grads(spec, pipe),
                        {n: p.grad for n, p in ref.named_parameters()},

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conformance.torchenv import api
 from conformance.suite.assertions import assert_close, assert_equal
+from conformance.torchenv import api
 
 
 def _split(*args, **kwargs):
@@ -55,7 +55,7 @@ def test_split_merge_roundtrip(conformance, torch_device, chunks, dtype):
     args_split, kwargs_split = _split((x,), {"y": y}, chunks)
     assert_equal("split_args_kwargs_into_chunks", (len(args_split), len(kwargs_split)), (chunks, chunks),
                  f"number of arg and kwarg chunks for {chunks} chunks", device=conformance.dev.name)
-    for i, (a, k) in enumerate(zip(args_split, kwargs_split)):
+    for i, (a, k) in enumerate(zip(args_split, kwargs_split, strict=True)):
         assert_equal("split_args_kwargs_into_chunks", tuple(a[0].shape), (8 // chunks, 5), f"arg chunk {i} shape",
                      device=conformance.dev.name)
         assert_equal("split_args_kwargs_into_chunks", (a[0].dtype, a[0].device.type), (tdtype, torch_device.type),
@@ -85,7 +85,7 @@ def test_chunk_spec_dim(conformance, torch_device, dim):
     want = torch.tensor_split(x, 4, dim)
     assert_equal("TensorChunkSpec", len(args_split), 4, f"number of chunks along dim {dim}",
                  device=conformance.dev.name)
-    for i, (got, w) in enumerate(zip(args_split, want)):
+    for i, (got, w) in enumerate(zip(args_split, want, strict=True)):
         _assert_same("TensorChunkSpec", got[0], w, conformance.dev.name, f"chunk {i} along dim {dim}")
     merged = _merge([a[0] for a in args_split], _spec(dim))
     _assert_same("merge_chunks", merged, x, conformance.dev.name, f"merge along dim {dim}")
@@ -135,14 +135,14 @@ def test_non_tensor_replicated(conformance, torch_device):
     marker = object()
     args_split, kwargs_split = _split((x, 3, "mode"), {"scale": 0.5, "flag": True, "obj": marker}, 3)
     assert_equal("split_args_kwargs_into_chunks", len(args_split), 3, "number of chunks", device=conformance.dev.name)
-    for i, (a, k) in enumerate(zip(args_split, kwargs_split)):
+    for i, (a, k) in enumerate(zip(args_split, kwargs_split, strict=True)):
         assert_equal("split_args_kwargs_into_chunks", a[1:], (3, "mode"), f"non-tensor args of chunk {i}",
                      device=conformance.dev.name)
         assert_equal("split_args_kwargs_into_chunks", (k["scale"], k["flag"], k["obj"] is marker), (0.5, True, True),
                      f"non-tensor kwargs of chunk {i}", device=conformance.dev.name)
 
 
-@pytest.mark.parametrize("rows,chunks", [(10, 4), (7, 3), (5, 2), (9, 8)], ids=lambda v: str(v))
+@pytest.mark.parametrize("rows,chunks", [(10, 4), (7, 3), (5, 2), (9, 8)], ids=str)
 def test_uneven_split(conformance, torch_device, rows, chunks):
     """Rows that do not divide evenly are spread like `torch.tensor_split`: the first chunks get one more."""
     import torch
@@ -153,7 +153,7 @@ def test_uneven_split(conformance, torch_device, rows, chunks):
     assert_equal("split_args_kwargs_into_chunks", [tuple(a[0].shape) for a in args_split],
                  [tuple(w.shape) for w in want], f"chunk shapes for {rows} rows into {chunks} chunks",
                  device=conformance.dev.name)
-    for i, (a, w) in enumerate(zip(args_split, want)):
+    for i, (a, w) in enumerate(zip(args_split, want, strict=True)):
         _assert_same("split_args_kwargs_into_chunks", a[0], w, conformance.dev.name, f"chunk {i} of {rows} rows")
     _assert_same("merge_chunks", _merge([a[0] for a in args_split], None), x, conformance.dev.name,
                  f"merge of {rows} rows in {chunks} uneven chunks")
@@ -166,7 +166,7 @@ def test_kwargs_chunked(conformance, torch_device):
     x = _rand(torch_device, 8, 4)
     mask = _rand(torch_device, 8, 4) > 0
     pair = [_rand(torch_device, 8, 2), _rand(torch_device, 8, 1)]
-    args_split, kwargs_split = _split((x,), {"mask": mask, "pair": pair}, 4)
+    _, kwargs_split = _split((x,), {"mask": mask, "pair": pair}, 4)
     assert_equal("split_args_kwargs_into_chunks", len(kwargs_split), 4, "number of kwarg chunks",
                  device=conformance.dev.name)
     for i, k in enumerate(kwargs_split):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from conformance.torchenv import api
 from conformance.suite import models, splitting
 from conformance.suite.assertions import assert_close, assert_equal, assert_raises
+from conformance.torchenv import api
 
 
 def test_seed_split_begin_2stages(conformance, torch_device):
@@ -19,8 +19,10 @@ def test_seed_split_begin_2stages(conformance, torch_device):
     assert_equal("pipeline", pipe.num_stages, 2, "num_stages for {'layers.4': SplitPoint.BEGINNING}")
     stage_keys = [set(pipe.get_stage_module(i).state_dict()) for i in range(pipe.num_stages)]
     assert_equal("Pipe.get_stage_module", stage_keys[0] & stage_keys[1], set(), "parameters in both stages")
-    assert_equal("Pipe.get_stage_module", stage_keys[0] | stage_keys[1], set(model.state_dict()), "union of stage parameters")
-    assert_equal("pipeline", sorted({k.split(".")[1] for k in stage_keys[0]}), ["0", "1", "2", "3"], "layers in stage 0")
+    assert_equal("Pipe.get_stage_module", stage_keys[0] | stage_keys[1], set(model.state_dict()),
+                 "union of stage parameters")
+    assert_equal("pipeline", sorted({k.split(".")[1] for k in stage_keys[0]}), ["0", "1", "2", "3"],
+                 "layers in stage 0")
     out = pipe(x)[0]
     assert_close("Pipe.forward", out, expected, device=conformance.dev.name)
 
@@ -41,7 +43,7 @@ def _check_stages(api_name: str, pipe, expected: list[set[str]], what: str, devi
     __tracebackhide__ = True
     assert_equal(api_name, pipe.num_stages, len(expected), f"num_stages for {what}", device=device)
     got = splitting.stage_keys(pipe)
-    for i, (g, e) in enumerate(zip(got, expected)):
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
         assert_equal(api_name, sorted(g), sorted(e), f"state_dict keys of stage {i} for {what}", device=device)
 
 
@@ -81,7 +83,7 @@ def test_split_begin_matches_end(conformance, torch_device, k):
                             split_spec={f"layers.{k}": SplitPoint.BEGINNING})
     end = splitting.split(models.transformer_like().to(torch_device), (x,),
                           split_spec={f"layers.{k - 1}": SplitPoint.END})
-    expected = [_layer_keys(range(0, k)), _layer_keys(range(k, N_LAYERS))]
+    expected = [_layer_keys(range(k)), _layer_keys(range(k, N_LAYERS))]
     _check_stages("SplitPoint.BEGINNING", begin, expected, f"layers.{k}: BEGINNING", conformance.dev.name)
     _check_stages("SplitPoint.END", end, expected, f"layers.{k - 1}: END", conformance.dev.name)
     assert_close("Pipe.forward", end(x)[0], begin(x)[0], device=conformance.dev.name,
@@ -116,7 +118,7 @@ def test_pipeline_twice_same_module(conformance, torch_device):
     x = torch.randn(4, 16, device=torch_device)
     splitting.split(model, (x,), split_spec={"layers.4": SplitPoint.BEGINNING})
     again = splitting.split(model, (x,), split_spec={"layers.2": SplitPoint.BEGINNING})
-    _check_stages("pipeline", again, [_layer_keys(range(0, 2)), _layer_keys(range(2, N_LAYERS))],
+    _check_stages("pipeline", again, [_layer_keys(range(2)), _layer_keys(range(2, N_LAYERS))],
                   "a second pipeline() of the same module with {'layers.2': BEGINNING} after {'layers.4': BEGINNING}",
                   conformance.dev.name)
 
@@ -231,7 +233,7 @@ def test_pipe_numerics(conformance, torch_device, name, dtype):
         got = splitting.as_tuple(pipe(*args, **kwargs))
     assert_equal("Pipe.forward", len(got), len(expected), f"number of outputs of {name} ({dtype})",
                  device=conformance.dev.name)
-    for i, (g, e) in enumerate(zip(got, expected)):
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
         assert_close("Pipe.forward", g, e, device=conformance.dev.name, what=f"{name} output {i}")
 
 
