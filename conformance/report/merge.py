@@ -30,7 +30,8 @@ class MergeError(errors.ConformanceError):
 
 _RESERVED = re.compile(r" \[(?:duplicate \d+|literal)\]$")
 LITERAL = " [literal]"
-_BATCH = 2000  # testcases joined per write: few calls, and never a whole 300 MB suite in one string
+_BATCH = 200  # testcases formatted per step: few calls, and never a whole 300 MB suite in one string
+_CHUNK_CHARS = 1 << 20  # longest text joined for one write
 
 
 _CTRL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -152,12 +153,12 @@ def _suite(col: m.EnvColumn, names: _Names) -> Iterator[str]:
         if not careful:
             # The common case, kept in one comprehension: a passed case with a plain name is one f-string.
             # time_text came through float() in the reader: digits, sign, dot, exponent, nothing to escape.
-            yield "".join([f'<testcase classname="{classnames[c.classname]}" name="{c.name}" time="{c.time_text}"/>'
-                           if not c.children and c.time_text and not special(c.name)
-                           else _case(classnames[c.classname], c, c.name) for c in batch])
+            lines = [f'<testcase classname="{classnames[c.classname]}" name="{c.name}" time="{c.time_text}"/>'
+                     if not c.children and c.time_text and not special(c.name)
+                     else _case(classnames[c.classname], c, c.name) for c in batch]
         else:
-            yield "".join([_case(classnames[c.classname], c, names.unique(classnames[c.classname], c.name))
-                           for c in batch])
+            lines = [_case(classnames[c.classname], c, names.unique(classnames[c.classname], c.name)) for c in batch]
+        yield from _joined(lines)
     tail = []
     if env.system_out:
         tail.append(f"<system-out>{_text(env.system_out)}</system-out>")
@@ -165,6 +166,23 @@ def _suite(col: m.EnvColumn, names: _Names) -> Iterator[str]:
         tail.append(f"<system-err>{_text(env.system_err)}</system-err>")
     tail.append("</testsuite>\n")
     yield "".join(tail)
+
+
+def _joined(lines: list[str]) -> Iterator[str]:
+    """`lines` joined into chunks of about _CHUNK_CHARS: few writes, and never a copy of a huge suite at once."""
+    if sum(map(len, lines)) <= _CHUNK_CHARS:
+        yield "".join(lines)
+        return
+    buf: list[str] = []
+    size = 0
+    for line in lines:
+        buf.append(line)
+        size += len(line)
+        if size >= _CHUNK_CHARS:
+            yield "".join(buf)
+            buf, size = [], 0
+    if buf:
+        yield "".join(buf)
 
 
 def write_merged(matrix: m.Matrix, stream: TextIO) -> None:
