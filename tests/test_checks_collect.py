@@ -1,4 +1,4 @@
-"""The single-process checks collect the same ids with and without torch, and report unavailable without it."""
+"""The single-process checks collect the same ids with and without torch; without it they did not run."""
 
 import subprocess
 import sys
@@ -20,8 +20,8 @@ sys.exit(pytest.main(["-p", "conformance.suite.plugin", "-c", S + "/pytest.ini",
 """
 
 
-def _run(mode, *args):
-    proc = subprocess.run([sys.executable, "-c", _RUN, mode, str(CHECKS), *args, *[str(CHECKS / m) for m in MODULES]],
+def _run(mode, *args, modules=tuple(MODULES)):
+    proc = subprocess.run([sys.executable, "-c", _RUN, mode, str(CHECKS), *args, *[str(CHECKS / m) for m in modules]],
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -42,8 +42,10 @@ def test_same_ids_without_torch():
     assert "test_split.py::test_split_points[END-4]" in ids
 
 
-def test_unavailable_without_torch():
-    code, output = _run("no-torch", "-q", "-rs")
-    assert code == 0, output[-3000:]
-    assert " passed" not in output and " failed" not in output
-    assert "unavailable: cpu torch is not importable" in output
+def test_not_run_without_torch_and_identity_fails():
+    # A missing torch is a broken env, never an absent device: no check may read "unavailable" (a green column).
+    code, output = _run("no-torch", "-q", "-rsf", modules=("test_identity.py", *MODULES))
+    assert code == 1, output[-3000:]
+    assert " passed" not in output and "1 failed" in output and "unavailable" not in output, output[-3000:]
+    assert "the cpu env has no importable torch" in output and "tox -r -e cpu" in output
+    assert "not run: the cpu env has no importable torch" in output

@@ -281,3 +281,60 @@ def test_suite_uses_the_same_package_as_the_command(tmp_path):
                            "--", "-q", "-k", "identity"], cwd=root, env=clean_env(), capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == errors.OK, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+# --- a device env without importable torch is a broken env, never an absent device (issue 11) -------------------
+
+
+def assert_fails_for_missing_torch(proc: subprocess.CompletedProcess, out, env_name: str, cause: str) -> str:
+    """Exit 1, the identity check failed naming the env, the cause and the fix; nothing else claims to have run."""
+    assert proc.returncode == errors.FAILED, proc.stdout[-3000:] + proc.stderr
+    validate(out)
+    c = cases(out)
+    failure = c[IDENTITY].find("failure")
+    assert failure is not None, "a missing torch must fail the identity check"
+    message = failure.get("message")
+    assert f"the {env_name} env has no importable torch" in message and cause in message, message
+    assert f"tox -r -e {env_name}" in message and "CONFORMANCE_HOST_PYTHON" in message, message
+    assert message.removeprefix("Failed: ") in proc.stdout, "the fix must be in the run's output, not only in the XML"
+    others = [case for key, case in c.items() if key != IDENTITY]
+    assert others, "the other checks are still collected"
+    for case in others:
+        skipped = case.find("skipped")
+        assert skipped is not None, ET.tostring(case, encoding="unicode")
+        assert not skipped.get("message", "").startswith("unavailable"), "no torch is not an absent device"
+    return message
+
+
+def test_env_without_torch_fails_identity_and_says_how_to_fix_it(tmp_path):
+    from venvs import venv_without_torch
+
+    python = venv_without_torch(tmp_path / "venv")
+    out = tmp_path / "cuda.xml"
+    for device in ("cpu", "cuda"):  # with and without a device on the host: either way it is not "absent"
+        env = clean_env(CONFORMANCE_HOST_TORCH="")
+        proc = subprocess.run([str(python), "-m", "conformance", "run", "--device", device, "--env-name",
+                               f"{device}-torch2.14", "--junitxml", str(out), "--", "-q", "-k", "seed or identity"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        message = assert_fails_for_missing_torch(proc, out, f"{device}-torch2.14", "No module named 'torch'")
+        assert "conformance install-torch" in message
+    assert props(out)["torch_version"] == ""
+
+    # host mode: the torch was to come from the host interpreter, so the fix names CONFORMANCE_HOST_PYTHON
+    env = clean_env(CONFORMANCE_HOST_TORCH="1", CONFORMANCE_HOST_PYTHON="/opt/no-such/python3")
+    proc = subprocess.run([str(python), "-m", "conformance", "run", "--device", "cuda", "--junitxml", str(out),
+                           "--", "-q", "-k", "seed or identity"], capture_output=True, text=True, env=env, timeout=120)
+    message = assert_fails_for_missing_torch(proc, out, "cuda", "No module named 'torch'")
+    assert "host mode" in message and "/opt/no-such/python3" in message, message
+
+
+def test_broken_torch_fails_identity_even_in_strict_mode(tmp_path):
+    broken = tmp_path / "broken" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise OSError("libtorch_cpu.so: cannot open shared object file")\n')
+    out = tmp_path / "cpu.xml"
+    env = {"PYTHONPATH": os.pathsep.join([str(broken.parent), os.environ.get("PYTHONPATH", "")])}
+    for strict in ([], ["--strict-device"]):
+        proc = conformance("run", "--device", "cpu", "--junitxml", str(out), *strict, "--", "-q", "-k",
+                           "seed or identity", env=env)
+        assert_fails_for_missing_torch(proc, out, "cpu", "OSError: libtorch_cpu.so: cannot open shared object file")

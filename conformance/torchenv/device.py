@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from conformance import __version__
+from conformance import __version__, settings
 from conformance.torchenv import builds
 
 
@@ -185,10 +185,11 @@ class Identity:
     message: str
 
 
-def identity(dev: Device, build: Build, plan: builds.TorchPlan) -> Identity:
+def identity(dev: Device, build: Build, plan: builds.TorchPlan, env: str = "") -> Identity:
     found = f"torch {build.version or '(none)'} ({build.variant or 'no build'})"
     if not build.importable:
-        return Identity("unavailable", f"torch is not importable: {build.error}")
+        # A device env without torch is a broken env, never an absent device: it tested nothing.
+        return Identity("fail", no_torch_message(env or plan.device, build, plan))
     if plan.source == "pinned":
         base = build.version.partition("+")[0]
         if base != plan.version:
@@ -203,6 +204,20 @@ def identity(dev: Device, build: Build, plan: builds.TorchPlan) -> Identity:
         # The build may be right, but with no device nothing of this env ran: the column must not look green.
         return Identity("unavailable", f"{found}: {dev.name} {dev.reason}")
     return Identity("pass", f"{dev.name} env tests {found} ({plan.source})")
+
+
+def no_torch_message(env: str, build: Build, plan: builds.TorchPlan) -> str:
+    """What is wrong and how to fix it, for an env whose interpreter cannot import torch."""
+    rebuild = f"`tox -r -e {env}`"
+    if plan.source == "host":
+        python = settings.HOST_PYTHON.raw() or "the first python3 on PATH outside the env"
+        fix = (f"host mode ({plan.host_because}) links the torch of {python} into the env: point "
+               f"CONFORMANCE_HOST_PYTHON at an interpreter that imports torch, then rebuild with {rebuild}")
+    else:
+        fix = (f"rebuild it with {rebuild} (or `conformance install-torch --device {plan.device}` in it), or in "
+               f"host mode make sure CONFORMANCE_HOST_TORCH=1 points at an interpreter with torch "
+               f"(CONFORMANCE_HOST_PYTHON)")
+    return f"the {env} env has no importable torch ({build.error}): {fix}"
 
 
 def metadata(env: str, dev: Device, build: Build, plan: builds.TorchPlan) -> dict[str, str]:
