@@ -211,7 +211,7 @@ def no_torch_message(env: str, build: Build, plan: builds.TorchPlan) -> str:
     rebuild = f"`tox -r -e {env}`"
     if plan.source == "host":
         python = settings.HOST_PYTHON.raw() or "the first python3 on PATH outside the env"
-        fix = (f"host mode ({plan.host_because}) links the torch of {python} into the env: point "
+        fix = (f"host mode links the torch of {python} into the env: point "
                f"CONFORMANCE_HOST_PYTHON at an interpreter that imports torch, then rebuild with {rebuild}")
     else:
         fix = (f"rebuild it with {rebuild} (or `conformance install-torch --device {plan.device}` in it), or in "
