@@ -231,8 +231,8 @@ def write_surefire(folder: Path, files: int, per_file: int, rng: random.Random) 
         cls = f"com.example.ppconf.{AREAS[i % len(AREAS)]}.Check{i:04d}Test"
         cases, fails, skips = [], 0, 0
         for j in range(per_file):
-            head = f'<testcase name="check{j}[{SCHEDULES[j % len(SCHEDULES)]}]" classname="{cls}" ' \
-                   f'time="{rng.random():.3f}"'
+            head = (f'<testcase name="check{j}[{SCHEDULES[j % len(SCHEDULES)]}]" classname="{cls}" '
+                    f'time="{rng.random():.3f}"')
             r = rng.random()
             if r < 0.9:
                 cases.append(head + "/>")
@@ -317,8 +317,8 @@ def main() -> int:
 
 
 def _ours(files: list[str], out: Path) -> list[str]:
-    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from conformance.cli import main; "
-                                  "sys.exit(main())", "report", *files, "--output-dir", str(out)]
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from conformance.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, "report", *files, "--output-dir", str(out)]
 
 
 def _run_tools(tools: dict[str, list[str]], work: Path, repeat: int) -> dict[str, dict[str, object]]:

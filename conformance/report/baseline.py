@@ -71,7 +71,7 @@ def _rows_v1(rows: list[Any], names: list[str], out: Outcomes) -> None:
         _expect(outcomes, list, f'"rows"[{r}].outcomes')
         if len(outcomes) != len(names):
             raise _ShapeError(f'"rows"[{r}].outcomes has {len(outcomes)} entries for {len(names)} envs')
-        for name, value in zip(names, outcomes):
+        for name, value in zip(names, outcomes, strict=True):
             outcome = _outcome(value, f'"rows"[{r}].outcomes')
             if outcome != m.MISSING:
                 out[name][row["id"]] = outcome

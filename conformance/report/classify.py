@@ -29,10 +29,7 @@ def clean_reason(text: str) -> str:
     """Strip the file:line decoration pytest adds to skip reasons."""
     text = text.strip()
     match = _TUPLE.match(text)
-    if match:
-        text = match.group(1)
-    else:
-        text = _FILE_LINE.sub("", text, count=1)
+    text = match.group(1) if match else _FILE_LINE.sub("", text, count=1)
     text = text.removeprefix(_SKIPPED_PREFIX)
     return text.strip()
 

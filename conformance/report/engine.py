@@ -136,7 +136,7 @@ def write_reports(opts: Options, matrix: m.Matrix, out_dir: Path) -> list[Path]:
     except OSError as exc:
         raise errors.UsageError(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     try:
-        render_files(matrix, [(f, writer(opts, f), item.tmp) for f, item in zip(opts.formats, staged)])
+        render_files(matrix, [(f, writer(opts, f), item.tmp) for f, item in zip(opts.formats, staged, strict=True)])
     except BaseException:
         discard(staged)
         raise

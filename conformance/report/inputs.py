@@ -167,8 +167,12 @@ def _in_progress(path: Path) -> list[m.InputWarning]:
 
 
 def _digest(path: Path) -> str:
+    """sha256 of the file, read in blocks (hashlib.file_digest is 3.11+; a 300 MB input is never held whole)."""
+    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_inputs(files: list[Path]) -> tuple[list[m.EnvResult], list[m.InputWarning]]:

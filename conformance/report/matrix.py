@@ -139,7 +139,7 @@ def _columns(envs: list[m.EnvResult], rows: list[m.Row]) -> list[m.EnvColumn]:
         for i, cell in row.cells.items():
             tallies[i][cell.outcome] += 1
     columns = []
-    for env, tally in zip(envs, tallies):
+    for env, tally in zip(envs, tallies, strict=True):
         tally[m.MISSING] = len(rows) - sum(tally.values())
         columns.append(m.EnvColumn(env, m.Counts(**tally)))
     return columns

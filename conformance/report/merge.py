@@ -235,7 +235,7 @@ def verify(text: str, matrix: m.Matrix) -> None:
     if len(chunks) != len(matrix.envs):
         raise MergeError(f"merged.xml has {len(chunks)} suites for {len(matrix.envs)} envs")
     problems = []
-    for chunk, col in zip(chunks, matrix.envs):
+    for chunk, col in zip(chunks, matrix.envs, strict=True):
         env = col.result
         want = (env.tests, env.failures, env.errors, env.skipped)
         got = _count(chunk)

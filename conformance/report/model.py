@@ -67,7 +67,7 @@ class Counts:
         # sum() starts from the int 0.
         if other == 0:
             return self
-        return NotImplemented  # type: ignore[return-value]
+        return NotImplemented
 
     def get(self, outcome: str) -> int:
         return getattr(self, outcome)

@@ -68,7 +68,7 @@ def _child(matrix: m.Matrix, jobs: list[tuple[str, Writer, Path]], theirs: list[
     except errors.ConformanceError as exc:  # e.g. MergeError: keep its class and exit code for the parent
         payload = ("conformance", (str(exc), exc.exit_code))
         code = 1
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+    except BaseException as exc:  # everything must reach the parent
         payload = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         code = 1
     try:
