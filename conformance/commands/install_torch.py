@@ -11,8 +11,8 @@ import subprocess
 import sys
 import sysconfig
 
-from conformance.torchenv import builds
 from conformance import errors
+from conformance.torchenv import builds
 
 HOST_PTH = "_conformance_host_torch.pth"
 
@@ -56,32 +56,46 @@ def run(args: argparse.Namespace) -> int:
     return _install_pinned(plan)
 
 
+def _plain_wheel_is_it(plan: builds.TorchPlan) -> bool:
+    """The default index's untagged wheel is the planned build (PyPI's Linux wheel is cu130; macOS's is MPS)."""
+    return plan.index_url is None or plan.variant == builds.PYPI_DEFAULT_VARIANT
+
+
+def _forget_host_mode() -> None:
+    """An earlier host-mode run of this env must neither shadow the pinned build nor be remembered."""
+    for stale in (os.path.join(sysconfig.get_paths()["purelib"], HOST_PTH), builds.host_marker()):
+        if os.path.exists(stale):
+            os.remove(stale)
+            _say(f"pinned mode: removed {stale} (left by host mode)")
+
+
 def _install_pinned(plan: builds.TorchPlan) -> int:
-    stale = os.path.join(sysconfig.get_paths()["purelib"], HOST_PTH)
-    if os.path.exists(stale):  # an earlier host-mode run of this env must not shadow the pinned build
-        os.remove(stale)
+    _forget_host_mode()
     have = _installed_torch()
-    if have == f"{plan.version}+{plan.variant}" or (have == plan.version and plan.variant == builds.PYPI_DEFAULT_VARIANT):
+    if have == f"{plan.version}+{plan.variant}" or (have == plan.version and _plain_wheel_is_it(plan)):
         _say(f"torch {have} already installed ({plan.describe()})")
         return errors.OK
-    ok, why = builds.index_reachable(plan.index_url or "")
+    if plan.index_url is None:
+        return _pip_or_explain(plan, [plan.requirement], plan.requirement, "the default index")
+    ok, why = builds.index_reachable(plan.index_url)
     if not ok and have is not None and have.partition("+")[0] == plan.version:
         # pip could only pick the same release from the default index again; say what is there and move on.
         _say(f"PyTorch index {plan.index_url} not reachable ({why}); keeping the installed torch {have} "
              f"(not {plan.version}+{plan.variant}: the build identity check reports it)")
         return errors.OK
     if ok:
-        code = _pip([plan.exact_requirement, "--extra-index-url", plan.index_url])
-        tried = f"{plan.index_url} and the default index"
-        requirement = plan.exact_requirement
-    else:
-        # Without the PyTorch index, the default index (or a local wheelhouse) still has this release; the
-        # identity check then records which build it really was instead of trusting the env's name.
-        _say(f"PyTorch index {plan.index_url} not reachable ({why}); installing {plan.requirement} "
-             "from the default index / PIP_FIND_LINKS instead")
-        code = _pip([plan.requirement])
-        tried = "the default index (PyTorch index unreachable: " + why + ")"
-        requirement = plan.requirement
+        return _pip_or_explain(plan, [plan.exact_requirement, "--extra-index-url", plan.index_url],
+                               plan.exact_requirement, f"{plan.index_url} and the default index")
+    # Without the PyTorch index, the default index (or a local wheelhouse) still has this release; the identity
+    # check then records which build it really was instead of trusting the env's name.
+    _say(f"PyTorch index {plan.index_url} not reachable ({why}); installing {plan.requirement} "
+         "from the default index / PIP_FIND_LINKS instead")
+    return _pip_or_explain(plan, [plan.requirement], plan.requirement,
+                           "the default index (PyTorch index unreachable: " + why + ")")
+
+
+def _pip_or_explain(plan: builds.TorchPlan, pip_args: list[str], requirement: str, tried: str) -> int:
+    code = _pip(pip_args)
     if code != 0:
         sys.stderr.write(
             f"conformance install-torch: could not install {requirement} for the {plan.device} env from {tried}.\n"
@@ -92,7 +106,7 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
         return errors.INTERNAL
     got = _installed_torch()
     expected = f"{plan.version}+{plan.variant}"
-    if got not in (expected, plan.version if plan.variant == builds.PYPI_DEFAULT_VARIANT else expected):
+    if got not in (expected, plan.version if _plain_wheel_is_it(plan) else expected):
         consequence = ("the CPU checks run on it and the report records its variant" if plan.device == "cpu"
                        else "the build identity check will fail and say so")
         _say(f"WARNING: got torch {got}, not {expected}; {consequence}")
@@ -107,7 +121,8 @@ def _host_python() -> str | None:
     if chosen:
         return shutil.which(chosen) or (chosen if os.path.exists(chosen) else None)
     own_bin = os.path.dirname(sys.executable)
-    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and os.path.realpath(d) != os.path.realpath(own_bin)]
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and os.path.realpath(d) != os.path.realpath(own_bin)]
     return shutil.which("python3", path=os.pathsep.join(path))
 
 
@@ -119,8 +134,23 @@ _PROBE = (
     "    import importlib.metadata as m; torch = m.version('torch')\n"
     "except Exception:\n"
     "    torch = None\n"
-    "print(json.dumps({'executable': sys.executable, 'version': sys.version.split()[0], 'paths': paths, 'torch': torch}))\n"
+    "print(json.dumps({'executable': sys.executable, 'version': sys.version.split()[0], 'paths': paths,\n"
+    "                  'torch': torch}))\n"
 )
+
+
+def _remember_host_mode(plan: builds.TorchPlan) -> None:
+    """Write the env's host-mode marker, so this env's `conformance run` tests the host's torch without the variable.
+
+    A pinned run of install-torch (CONFORMANCE_HOST_TORCH=0, or a recreated env) removes it again.
+    """
+    marker = builds.host_marker()
+    with open(marker, "w", encoding="utf-8") as fh:
+        json.dump({"device": plan.device, "because": plan.host_because,
+                   "host_python": os.environ.get("CONFORMANCE_HOST_PYTHON", "")}, fh)
+        fh.write("\n")
+    if not plan.host_because.startswith("remembered"):
+        _say(f"host mode remembered in {marker} (CONFORMANCE_HOST_TORCH=0 or `tox -r` forgets it)")
 
 
 def _link_host_torch(plan: builds.TorchPlan) -> int:
@@ -133,6 +163,7 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
     pth = os.path.join(site_dir, HOST_PTH)
     if os.path.exists(pth):
         os.remove(pth)
+    _remember_host_mode(plan)
     if _installed_torch():  # a pinned build left in this env by an earlier run would shadow the host's torch
         _say("host mode: removing this env's own torch so the host's is the one tested")
         subprocess.call([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "torch"])

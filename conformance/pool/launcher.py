@@ -45,13 +45,11 @@ def _ctx(device_type: str, backend: str) -> RankContext:
     return RankContext(rank, world, worker.rank_device(device_type, local), device_type, backend)
 
 
-def _init(device_type: str, backend: str, timeout_s: float):
+def _init(device_type: str, backend: str, timeout_s: float, device_name: str = ""):
     import torch
     import torch.distributed as dist
 
-    if device_type != "cpu":
-        for k, v in worker.ACCELERATOR_ENV.items():
-            os.environ.setdefault(k, v)
+    worker.prepare_rank(device_name or device_type)
     kw: dict[str, Any] = {}
     if device_type != "cpu":
         dev = torch.device(worker.rank_device(device_type, _env_int("LOCAL_RANK")))
@@ -82,15 +80,16 @@ def _stack_watcher(store, rank: int) -> None:
 class TorchrunLauncher:
     """Rank 0's side, used by `Pools` in place of local pools."""
 
-    def __init__(self, device_type: str, backend: str, timeout_s: float):
+    def __init__(self, device_type: str, backend: str, timeout_s: float, device_name: str = ""):
         self.device_type, self.backend, self.timeout_s = device_type, backend, timeout_s
+        self.device_name = device_name or device_type
         self.world_size = _env_int("WORLD_SIZE", 1)
         self.ctrl = None
         self.broken: str | None = None
 
     def _start(self) -> None:
         if self.ctrl is None:
-            self.ctrl = _init(self.device_type, self.backend, self.timeout_s)
+            self.ctrl = _init(self.device_type, self.backend, self.timeout_s, self.device_name)
 
     def run(self, task: Task, timeout_s: float) -> RunReport:
         import torch.distributed as dist
@@ -154,19 +153,22 @@ class TorchrunLauncher:
             pass
 
 
-def from_env(device_type: str, backend: str, timeout_s: float) -> TorchrunLauncher:
+def from_env(device: str, backend: str, timeout_s: float) -> TorchrunLauncher:
+    """`device` is the env's device (profile name); its ranks use the profile's torch device type."""
+    from conformance.torchenv import profiles
+
     kind = settings.LAUNCHER.raw()
     if kind != "torchrun":
         raise PoolError(f"{ENV}={kind!r}: only 'torchrun' is supported")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise PoolError(f"{ENV}=torchrun but RANK/WORLD_SIZE are not set: start it under torchrun")
-    return TorchrunLauncher(device_type, backend, timeout_s)
+    return TorchrunLauncher(profiles.get(device).torch_type, backend, timeout_s, device)
 
 
-def worker_loop(device_type: str, backend: str, timeout_s: float) -> int:
+def worker_loop(device_type: str, backend: str, timeout_s: float, device_name: str = "") -> int:
     import torch.distributed as dist
 
-    ctrl = _init(device_type, backend, timeout_s)
+    ctrl = _init(device_type, backend, timeout_s, device_name)
     from conformance.pool import scenarios
 
     device.pin_numerics()
@@ -188,7 +190,7 @@ def worker_loop(device_type: str, backend: str, timeout_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from conformance.torchenv import builds
+    from conformance.torchenv import builds, profiles
 
     ap = argparse.ArgumentParser(prog="python -m conformance.pool.launcher", description=__doc__.splitlines()[0])
     ap.add_argument("--device", required=True, choices=builds.DEVICES)
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     if _env_int("RANK") == 0:
         return subprocess.call([sys.executable, "-m", "conformance", "run", "--device", args.device, *rest])
     timeout = settings.CHECK_TIMEOUT.number()
-    return worker_loop(args.device, builds.BACKENDS[args.device], max(timeout * 10, 3600))
+    profile = profiles.get(args.device)
+    return worker_loop(profile.torch_type, builds.BACKENDS[args.device], max(timeout * 10, 3600), args.device)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ def default_start_method() -> str:
 class LocalPool:
     def __init__(self, world_size: int, device_type: str, backend: str, *, timeout_s: float = 120.0,
                  pg_timeout_s: float | None = None, startup_timeout_s: float = 300.0, grace_s: float = GRACE_S,
-                 start_method: str | None = None):
+                 start_method: str | None = None, device: str = ""):
         self.world_size = world_size
+        self.device = device or device_type  # profile name: rank variables and imports come from it
         self.device_type = device_type
         self.backend = backend
         self.timeout_s = timeout_s
@@ -88,9 +89,8 @@ class LocalPool:
     def start(self) -> None:
         if self.procs:
             return
-        if self.device_type != "cpu":
-            for k, v in worker.ACCELERATOR_ENV.items():
-                os.environ.setdefault(k, v)  # spawned ranks inherit it before any communicator exists
+        for k, v in worker.rank_env(self.device).items():
+            os.environ.setdefault(k, v)  # spawned ranks inherit it before any communicator exists
         t0 = time.perf_counter()
         # start_method is "forkserver" or "spawn" (pools.start_method): both contexts have Process
         ctx = cast("mp.context.ForkServerContext | mp.context.SpawnContext", mp.get_context(self.start_method))
@@ -100,7 +100,7 @@ class LocalPool:
         self._dir = tempfile.mkdtemp(prefix=f"conformance-pool-w{self.world_size}-")
         cfg = worker.WorkerConfig(self.world_size, self.device_type, self.backend,
                                   os.path.join(self._dir, "store"), self._dir, self.pg_timeout_s, os.getpid(),
-                                  dict(os.environ))
+                                  dict(os.environ), self.device)
         self.results = ctx.Queue()
         self.tasks = [ctx.Queue() for _ in range(self.world_size)]
         self.procs = [ctx.Process(target=worker.main, args=(r, cfg, self.tasks[r], self.results),

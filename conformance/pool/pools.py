@@ -13,6 +13,7 @@ from conformance import settings
 from conformance.pool import inprocess
 from conformance.pool.local import LocalPool, PoolError, RunReport
 from conformance.pool.protocol import Task
+from conformance.torchenv import profiles
 
 Mode = Literal["persistent", "isolate"]
 MODES = ("persistent", "isolate")
@@ -28,7 +29,14 @@ class Pools:
                  mode: Mode = "persistent", timeout_s: float = DEFAULT_TIMEOUT_S, launcher=None):
         if mode not in MODES:
             raise ValueError(f"unknown pool mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.device_type, self.backend, self.device_count = device_type, backend, device_count
+        # `device_type` is the env's device (a profile name); ranks work with its torch device type (rocm: cuda).
+        profile = profiles.find(device_type)
+        self.device = device_type
+        self.device_type = profile.torch_type if profile is not None else device_type
+        self.no_backend = "" if backend else (profile.no_backend_reason if profile is not None else "no backend")
+        # devices that are counted (a device module): a simulated device on CPU tensors is counted, the host is not
+        self.counted = bool(profile.device_module) if profile is not None else device_type != "cpu"
+        self.backend, self.device_count = backend, device_count
         self.torch_device = torch_device
         self.mode, self.timeout_s = mode, timeout_s
         self.launcher = launcher
@@ -37,14 +45,16 @@ class Pools:
         self._seq = 0
 
     def check_available(self, world_size: int) -> None:
+        if self.no_backend:  # even world 1 runs in a process group
+            raise Unavailable(f"{self.device}: {self.no_backend}")
         if self.launcher is not None:
             # World 1 too: the launcher's process group is the default group, which a local one-rank group
             # cannot replace inside rank 0's pytest process.
             if world_size != self.launcher.world_size:
                 raise Unavailable(f"needs world size {world_size}, the launcher gives {self.launcher.world_size}")
             return
-        if world_size > 1 and self.device_type != "cpu" and self.device_count < world_size:
-            raise Unavailable(f"needs {world_size} {self.device_type} devices, found {self.device_count}")
+        if world_size > 1 and self.counted and self.device_count < world_size:
+            raise Unavailable(f"needs {world_size} {self.device} devices, found {self.device_count}")
 
     def run(self, world_size: int, check_id: str, scenario: str, params: dict | None = None,
             timeout_s: float | None = None) -> RunReport:
@@ -63,7 +73,8 @@ class Pools:
             # Isolate mirrors MultiProcessTestCase: freshly spawned interpreters for every check.
             pool = self._pools[world_size] = LocalPool(world_size, self.device_type, self.backend,
                                                        timeout_s=self.timeout_s,
-                                                       start_method="spawn" if self.mode == "isolate" else None)
+                                                       start_method="spawn" if self.mode == "isolate" else None,
+                                                       device=self.device)
         try:
             return pool.run(task, timeout_s=timeout_s)
         except PoolError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import importlib
 import os
 import queue
 import signal
@@ -16,10 +17,23 @@ from typing import Any
 from conformance.pool import scenarios
 from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext, Skip
-from conformance.torchenv import device
+from conformance.torchenv import device, profiles
 
-# Set for every rank on accelerators: NVLink multicast must stay off on shared multi-GPU hosts.
-ACCELERATOR_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def rank_env(device: str) -> dict[str, str]:
+    """The variables every rank of `device` (a profile name) gets, from its profile (cuda: NVLink multicast off)."""
+    profile = profiles.find(device)
+    return dict(profile.rank_env) if profile is not None else {}
+
+
+def prepare_rank(device: str) -> None:
+    """Before any communicator exists: the profile's rank variables (unless set) and its registration imports."""
+    for k, v in rank_env(device).items():
+        os.environ.setdefault(k, v)
+    profile = profiles.find(device)
+    for module in profile.import_first if profile is not None else ():
+        importlib.import_module(module)  # an out-of-tree device registers its torch module and backend here
 
 
 @dataclass(frozen=True)
@@ -27,7 +41,7 @@ class WorkerConfig:
     """Everything a rank needs to join; picklable for the spawn context."""
 
     world_size: int
-    device_type: str  # cpu, cuda, xpu, hpu
+    device_type: str  # torch device type: cpu, cuda (also ROCm), xpu, hpu, mps, an out-of-tree one
     backend: str
     store_path: str  # FileStore rendezvous: no port to race for
     stacks_dir: str
@@ -35,6 +49,7 @@ class WorkerConfig:
     parent_pid: int
     # The environment at pool start: a forkserver child inherits the server's (older) environment instead.
     env: dict | None = None
+    device: str = ""  # the device profile's name (rocm, not cuda): rank variables and registration imports
 
 
 def stacks_path(stacks_dir: str, rank: int) -> str:
@@ -111,9 +126,7 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
     faulthandler.enable(file=stacks, all_threads=True)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True, chain=False)
-    if cfg.device_type != "cpu":
-        for k, v in ACCELERATOR_ENV.items():
-            os.environ.setdefault(k, v)
+    prepare_rank(cfg.device or cfg.device_type)
     ctx = RankContext(rank, cfg.world_size, rank_device(cfg.device_type, rank), cfg.device_type, cfg.backend)
     try:
         init_group(cfg, rank)

@@ -5,22 +5,27 @@ Stdlib only, so it can plan and install torch into a tox env before torch exists
 Overrides (environment variables, all optional):
   TORCH_VERSION                 the version for every device env of this run (default DEFAULT_TORCH_VERSION)
   CONFORMANCE_TORCH_SERIES      set by the versioned tox envs (cpu-torch2.14): the release from RELEASES
-  CONFORMANCE_CUDA_VARIANT      CUDA build of the cuda env, e.g. cu126, cu128, cu130 (default DEFAULT_CUDA_VARIANT)
+  CONFORMANCE_CUDA_VARIANT      CUDA build of the cuda env, e.g. cu126, cu128, cu130 (default: the cuda profile's)
+  CONFORMANCE_ROCM_VARIANT      ROCm build of the rocm env, e.g. rocm6.4, rocm7.1 (default: the rocm profile's)
   CONFORMANCE_INDEX_BASE        mirror of https://download.pytorch.org/whl; <base>/<variant> is each device's index
-  CONFORMANCE_<DEVICE>_INDEX    full index URL for one device (CONFORMANCE_CPU_INDEX, ..._CUDA_INDEX, ..._XPU_INDEX)
-  CONFORMANCE_HOST_TORCH=1      host mode: test the torch of the interpreter that runs tox, install nothing
+  CONFORMANCE_<DEVICE>_INDEX    full index URL for one device (CONFORMANCE_CPU_INDEX, ..._CUDA_INDEX, ..._ROCM_INDEX)
+  CONFORMANCE_HOST_TORCH=1      host mode: test the torch of the interpreter that runs tox, install nothing; an env
+                                installed in host mode remembers it (HOST_MARKER in the env), `=0` forgets it
   CONFORMANCE_HOST_PYTHON       that interpreter, when `python3` on PATH is not it
   PIP_FIND_LINKS, PIP_NO_INDEX  air-gapped wheelhouses: pip reads them, tox passes PIP_* through
 """
 
 from __future__ import annotations
 
-from conformance.errors import UsageError
-
 import os
 import socket
+import sys
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from conformance.errors import UsageError
+from conformance.torchenv import profiles
 
 # The torch release the whole matrix tests unless TORCH_VERSION says otherwise for one run.
 DEFAULT_TORCH_VERSION = "2.13.0"
@@ -28,14 +33,18 @@ DEFAULT_TORCH_VERSION = "2.13.0"
 # column names never lie; TORCH_VERSION does not move them.
 RELEASES = {"2.13": "2.13.0", "2.14": "2.14.1"}
 # PyPI's default Linux wheel of 2.11-2.14 is a CUDA 13.0 build, so cu130 also installs from plain PyPI.
-DEFAULT_CUDA_VARIANT = "cu130"
+DEFAULT_CUDA_VARIANT = profiles.CUDA.variant
 PYPI_DEFAULT_VARIANT = "cu130"
 DEFAULT_INDEX_BASE = "https://download.pytorch.org/whl"
+# Written into an env by `install-torch` in host mode: the env's own `conformance` then keeps testing the host's
+# torch without CONFORMANCE_HOST_TORCH set again (the .pth link alone would meet a pinned-version identity check).
+HOST_MARKER = "conformance-host-torch"
 
-DEVICES = ("cpu", "cuda", "xpu", "hpu")
-BACKENDS = {"cpu": "gloo", "cuda": "nccl", "xpu": "xccl", "hpu": "hccl"}
-# Gaudi torch is not pip-installable: it ships inside Intel Gaudi images, so hpu always tests the host's torch.
-HOST_ONLY_DEVICES = frozenset({"hpu"})
+# Derived from the device profiles (built-in and installed out-of-tree ones); see conformance.torchenv.profiles.
+DEVICES = profiles.names()
+BACKENDS = {name: p.backend or "" for name, p in profiles.all_profiles().items()}
+# Not pip-installable (Gaudi torch ships inside Intel Gaudi images): always tests the host's torch.
+HOST_ONLY_DEVICES = frozenset(name for name, p in profiles.all_profiles().items() if p.host_only)
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -44,7 +53,7 @@ class PinError(UsageError, ValueError):
     """A device or pin setting that names nothing we know; the message says what is valid."""
 
 
-def env_flag(environ: dict[str, str] | os._Environ, name: str) -> bool:
+def env_flag(environ: Mapping[str, str], name: str) -> bool:
     return environ.get(name, "").strip().lower() in _TRUE
 
 
@@ -56,7 +65,8 @@ class TorchPlan:
     version: str
     variant: str
     source: str  # "pinned" (the env installs it) or "host" (the interpreter's own torch)
-    index_url: str | None
+    index_url: str | None  # None: the default index's plain wheel (mps) or host mode
+    host_because: str = ""  # why host mode: the variable, the env's marker file, or a host-only device
 
     @property
     def requirement(self) -> str:
@@ -64,46 +74,78 @@ class TorchPlan:
 
     @property
     def exact_requirement(self) -> str:
-        return f"torch=={self.version}+{self.variant}"
+        # Wheels on the default index carry no local tag (macOS builds are the MPS builds).
+        return f"torch=={self.version}+{self.variant}" if self.index_url else self.requirement
 
     def describe(self) -> str:
         if self.source == "host":
-            return f"{self.device}: the host interpreter's own torch (host mode)"
-        return f"{self.device}: torch {self.version}+{self.variant} from {self.index_url}"
+            return f"{self.device}: the host interpreter's own torch (host mode: {self.host_because})"
+        wheel = self.exact_requirement.partition("==")[2]
+        return f"{self.device}: torch {wheel} from {self.index_url or 'the default index'}"
 
 
-def plan(device: str, environ: dict[str, str] | os._Environ | None = None) -> TorchPlan:
+def host_marker(prefix: str | None = None) -> str:
+    """Where an env installed in host mode remembers it: a file in the env itself (sys.prefix)."""
+    return os.path.join(sys.prefix if prefix is None else prefix, HOST_MARKER)
+
+
+def _host_because(profile: profiles.Profile, environ: Mapping[str, str], prefix: str | None) -> str:
+    if profile.host_only:
+        return f"{profile.label} torch is not pip-installable"
+    raw = environ.get("CONFORMANCE_HOST_TORCH", "").strip().lower()
+    if raw in _TRUE:
+        return "CONFORMANCE_HOST_TORCH=1"
+    if raw:  # an explicit 0/false re-pins an env that was installed in host mode
+        return ""
+    marker = host_marker(prefix)
+    return f"remembered by {marker}" if os.path.exists(marker) else ""
+
+
+def plan(device: str, environ: Mapping[str, str] | None = None, prefix: str | None = None) -> TorchPlan:
+    """What `device`'s env tests; `prefix` is the env whose host-mode marker counts (default: this interpreter's)."""
     environ = os.environ if environ is None else environ
-    if device not in DEVICES:
-        raise PinError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    profile = profiles.find(device)
+    if profile is None:
+        raise PinError(f"unknown device {device!r}: choose one of {', '.join(profiles.names())}")
     series = environ.get("CONFORMANCE_TORCH_SERIES", "").strip()
     if series and series not in RELEASES:
-        raise PinError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} (conformance/torchenv/builds.py)")
+        raise PinError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} "
+                       "(conformance/torchenv/builds.py)")
     version = RELEASES[series] if series else environ.get("TORCH_VERSION", "").strip() or DEFAULT_TORCH_VERSION
-    variant = {
-        "cpu": "cpu",
-        "cuda": environ.get("CONFORMANCE_CUDA_VARIANT", "").strip() or DEFAULT_CUDA_VARIANT,
-        "xpu": "xpu",
-        "hpu": "gaudi",
-    }[device]
-    host = device in HOST_ONLY_DEVICES or env_flag(environ, "CONFORMANCE_HOST_TORCH")
-    if host:
-        return TorchPlan(device, version, variant, "host", None)
+    chosen = environ.get(f"CONFORMANCE_{profile.variant_setting}", "").strip() if profile.variant_setting else ""
+    variant = chosen or expected_variant(profile)
+    because = _host_because(profile, environ, prefix)
+    if because:
+        return TorchPlan(device, version, variant, "host", None, because)
     base = environ.get("CONFORMANCE_INDEX_BASE", "").strip().rstrip("/") or DEFAULT_INDEX_BASE
-    index = environ.get(f"CONFORMANCE_{device.upper()}_INDEX", "").strip() or f"{base}/{variant}"
-    return TorchPlan(device, version, variant, "pinned", index)
+    index = environ.get(f"CONFORMANCE_{device.upper()}_INDEX", "").strip()
+    if not index and profile.variant:
+        index = f"{base}/{variant}"
+    return TorchPlan(device, version, variant, "pinned", index or None)
 
 
-def variant_of(torch_version: str, cuda: str | None, hip: str | None, xpu: str | None, gaudi: bool) -> str:
-    """The build variant of an installed torch, in the wheel index's own words (cpu, cu130, rocm6.4, xpu)."""
-    if gaudi:
-        return "gaudi"
-    if cuda:
-        return "cu" + "".join(cuda.split(".")[:2])
-    if hip:
-        return "rocm" + ".".join(hip.split(".")[:2])
-    if xpu:
-        return "xpu"
+def expected_variant(profile: profiles.Profile) -> str:
+    """The variant a build of this device reports: its wheel tag, else its name (mps: the plain macOS wheel)."""
+    return profile.variant or profile.name
+
+
+def variant_of(torch_version: str, markers: Mapping[str, str]) -> str:
+    """The build variant of an installed torch, in the wheel index's own words (cpu, cu130, rocm6.4, xpu, gaudi).
+
+    `markers`: device name -> what the device's build probe found (device.detect_build). Bridges that are imported
+    into torch (Gaudi, out-of-tree devices) name the build before the CUDA/ROCm/XPU attributes of torch itself.
+    """
+    found = [p for p in profiles.all_profiles().values() if p.name in markers]
+    found.sort(key=lambda p: not p.import_first)
+    for p in found:
+        marker = markers[p.name]
+        if p.variant_from == "cuda":
+            return "cu" + "".join(marker.split(".")[:2])
+        if p.variant_from == "hip":
+            return "rocm" + ".".join(marker.split(".")[:2])
+        if p.variant_from == "fixed":
+            return expected_variant(p)
+        return torch_version.partition("+")[2] or expected_variant(p)
     local = torch_version.partition("+")[2]
     return local or "cpu"
 

@@ -12,11 +12,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import types
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from conformance import __version__, settings
-from conformance.torchenv import builds
+from conformance.torchenv import builds, profiles
 
 
 @dataclass
@@ -33,6 +35,10 @@ class Build:
     gaudi_error: str = ""
     error: str = ""
     location: str = ""
+    # device name -> what its profile's build probe found (a version, or "built"): which devices this build has
+    markers: dict[str, str] = field(default_factory=dict)
+    # device name -> why a module of its profile's `import_first` did not import
+    import_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,23 +55,70 @@ class Device:
     runtime_version: str = ""
     driver_version: str = ""
     torch_device: str = "cpu"  # what checks pass to torch ("cpu", "cuda:0", "xpu:0", "hpu:0")
+    simulated: bool = False  # a test stand-in (profile.simulated): never real hardware
+    no_backend_reason: str = ""  # why multi-rank checks cannot run here although the device can
+
+
+def resolve(path: str) -> Any:
+    """A profile's dotted probe: import the longest module prefix, follow attributes, call on a trailing `()`."""
+    call = path.endswith("()")
+    parts = (path[:-2] if call else path).split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        value: Any = obj
+        for attr in parts[cut:]:
+            value = getattr(value, attr)
+        return value() if call else value
+    raise ImportError(f"no importable module in {path!r}")
+
+
+def _import_first(profile: profiles.Profile) -> str:
+    """Import the modules that register the device with torch; the reason when one fails, else ""."""
+    for module in profile.import_first:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a missing bridge is a result (device unavailable), not a crash
+            error = f"{type(exc).__name__}: {exc}"
+            return (profile.import_failure or "{module} not importable: {error}").format(module=module, error=error)
+    return ""
+
+
+def _marker(profile: profiles.Profile) -> str:
+    """What the profile's build probes find: the first truthy value as text ("built" for True), else ""."""
+    for probe in profile.build_probes:
+        try:
+            value = resolve(probe)
+        except Exception:  # an attribute a build lacks (torch.version.xpu before 2.6) is a no
+            continue
+        if value:
+            return "built" if value is True or isinstance(value, types.ModuleType) else str(value)
+    return ""
 
 
 def detect_build() -> Build:
     try:
         torch = importlib.import_module("torch")
-    except Exception as exc:  # noqa: BLE001 - a broken install is a result, not a crash
+    except Exception as exc:  # a broken install is a result, not a crash
         return Build(importable=False, error=f"{type(exc).__name__}: {exc}")
-    b = Build(importable=True, version=str(torch.__version__), location=os.path.dirname(torch.__file__))
+    b = Build(importable=True, version=str(torch.__version__), location=os.path.dirname(torch.__file__ or ""))
     b.cuda = getattr(torch.version, "cuda", None)
     b.hip = getattr(torch.version, "hip", None)
     b.xpu = getattr(torch.version, "xpu", None)
-    try:
-        hf = importlib.import_module("habana_frameworks.torch")
-        b.gaudi = str(getattr(hf, "__version__", "") or _dist_version("habana-torch-plugin") or "unknown")
-    except Exception as exc:  # noqa: BLE001
-        b.gaudi_error = f"{type(exc).__name__}: {exc}"
-    b.variant = builds.variant_of(b.version, b.cuda, b.hip, b.xpu, b.gaudi is not None)
+    for profile in profiles.all_profiles().values():
+        error = _import_first(profile)
+        if error:
+            b.import_errors[profile.name] = error
+        elif profile.build_probes:
+            marker = _marker(profile)
+            if marker:
+                b.markers[profile.name] = marker
+    if "hpu" in b.markers:
+        b.gaudi = b.markers["hpu"] if b.markers["hpu"] != "built" else _dist_version("habana-torch-plugin") or "unknown"
+    b.gaudi_error = b.import_errors.get("hpu", "")
+    b.variant = builds.variant_of(b.version, b.markers)
     return b
 
 
@@ -74,7 +127,7 @@ def _dist_version(name: str) -> str | None:
         import importlib.metadata as md
 
         return md.version(name)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -90,7 +143,7 @@ def _nvidia_driver() -> str:
         try:
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=20,
+                capture_output=True, text=True, timeout=20, check=False,
             ).stdout.strip().splitlines()
             return out[0].strip() if out else ""
         except (OSError, subprocess.SubprocessError):
@@ -98,67 +151,78 @@ def _nvidia_driver() -> str:
     return ""
 
 
+def _amdgpu_driver() -> str:
+    try:
+        with open("/sys/module/amdgpu/version", encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+# driver probe name -> (version function's name in this module, device node whose presence also proves a driver,
+# reason when neither); looked up by name at call time so tests can stand in for the host's driver.
+_DRIVERS: dict[str, tuple[str, str, str]] = {
+    "nvidia": ("_nvidia_driver", "/dev/nvidiactl",
+               "no NVIDIA driver on this host (/proc/driver/nvidia missing, no nvidia-smi)"),
+    "amdgpu": ("_amdgpu_driver", "/dev/kfd", "no AMD GPU driver on this host (/dev/kfd missing)"),
+}
+
+
+def _visibility(profile: profiles.Profile) -> str:
+    shown = [f"{var}={os.environ[var]!r}" for var in profile.visibility_vars if var in os.environ]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def _no_build_reason(profile: profiles.Profile, build: Build) -> str:
+    reason = f"build {build.version} has no {profile.kind} support"
+    other = next((p for p in profiles.others_of_type(profile) if p.name in build.markers), None)
+    return reason + (f" (it is a {other.kind} build)" if other else "")
+
+
 def probe(name: str, build: Build | None = None) -> Device:
-    """Find out whether `name` can run here; never raises for an absent device."""
-    if name not in builds.DEVICES:
-        raise ValueError(f"unknown device {name!r}: choose one of {', '.join(builds.DEVICES)}")
+    """Find out whether `name` can run here, as its profile says; never raises for an absent device."""
+    profile = profiles.get(name)
     build = detect_build() if build is None else build
-    dev = Device(name=name, backend=builds.BACKENDS[name], available=False)
+    dev = Device(name=name, backend=profile.backend or "", available=False, simulated=profile.simulated,
+                 no_backend_reason="" if profile.backend else profile.no_backend_reason)
+    if profile.build_probes:
+        dev.runtime = profile.kind.lower()
     if not build.importable:
         dev.reason = f"torch is not importable in this environment ({build.error})"
         return dev
-    import torch
-
-    if name == "cpu":
-        dev.available, dev.count, dev.torch_device = True, 1, "cpu"
+    dev.runtime_version = build.markers.get(name, "").replace("built", "")
+    if profile.platforms and not sys.platform.startswith(profile.platforms):
+        dev.reason = f"{profile.label} exists only on {', '.join(profile.platforms)}; this host is {sys.platform}"
+        return dev
+    if name in build.import_errors:
+        dev.reason = build.import_errors[name]
+        return dev
+    if profile.build_probes and name not in build.markers:
+        dev.reason = _no_build_reason(profile, build)
+        return dev
+    if profile.driver in _DRIVERS:
+        version_of, node, missing = _DRIVERS[profile.driver]
+        dev.driver_version = globals()[version_of]()
+        if profile.driver_required and not dev.driver_version and not os.path.exists(node):
+            dev.reason = missing
+            return dev
+    if not profile.device_module:  # the host itself (cpu)
+        dev.available, dev.count, dev.torch_device = True, 1, profile.torch_device(0)
         dev.names = [platform.processor() or platform.machine()]
         return dev
-    if name == "cuda":
-        dev.runtime, dev.runtime_version = "cuda", build.cuda or ""
-        dev.driver_version = _nvidia_driver()
-        if not build.cuda:
-            dev.reason = f"build {build.version} has no CUDA" + (" (it is a ROCm build)" if build.hip else "")
-            return dev
-        if not dev.driver_version and not os.path.exists("/dev/nvidiactl"):
-            dev.reason = "no NVIDIA driver on this host (/proc/driver/nvidia missing, no nvidia-smi)"
-            return dev
-        dev.count = torch.cuda.device_count()
-        if dev.count == 0:
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            dev.reason = "no GPU visible" + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
-            return dev
-        dev.names = [torch.cuda.get_device_name(i) for i in range(dev.count)]
-        dev.available, dev.torch_device = True, "cuda:0"
-        return dev
-    if name == "xpu":
-        dev.runtime, dev.runtime_version = "xpu", build.xpu or ""
-        xpu = getattr(torch, "xpu", None)
-        if xpu is None or not (build.xpu or getattr(xpu, "_is_compiled", lambda: False)()):
-            dev.reason = f"build {build.version} has no XPU support"
-            return dev
-        dev.count = xpu.device_count() if xpu.is_available() else 0
-        if dev.count == 0:
-            mask = os.environ.get("ZE_AFFINITY_MASK")
-            dev.reason = "no Intel GPU visible (Level Zero driver missing or no device)" + (
-                f" (ZE_AFFINITY_MASK={mask!r})" if mask is not None else "")
-            return dev
-        dev.names = [xpu.get_device_name(i) for i in range(dev.count)]
-        dev.driver_version = str(getattr(xpu.get_device_properties(0), "driver_version", "") or "")
-        dev.available, dev.torch_device = True, "xpu:0"
-        return dev
-    # hpu: torch.accelerator does not know HPU; the Gaudi bridge registers torch.hpu on import.
-    dev.runtime, dev.runtime_version = "gaudi", build.gaudi or ""
-    if build.gaudi is None:
-        dev.reason = f"Intel Gaudi bridge (habana_frameworks.torch) not importable: {build.gaudi_error}"
-        return dev
-    hpu = getattr(torch, "hpu", None)
-    dev.count = hpu.device_count() if hpu is not None and hpu.is_available() else 0
+    module = resolve(profile.device_module)
+    is_available = getattr(module, "is_available", None)
+    dev.count = 0 if is_available is not None and not is_available() else int(module.device_count())
     if dev.count == 0:
-        dev.reason = "no Gaudi device visible (HABANA_VISIBLE_MODULES / driver)"
+        dev.reason = profile.absent_reason + _visibility(profile)
         return dev
-    dev.names = [str(hpu.get_device_name(i)) if hasattr(hpu, "get_device_name") else "Gaudi" for i in range(dev.count)]
-    dev.driver_version = _dist_version("habana-torch-plugin") or ""
-    dev.available, dev.torch_device = True, "hpu:0"
+    get_name = getattr(module, "get_device_name", None)
+    dev.names = [str(get_name(i)) if get_name else profile.label for i in range(dev.count)]
+    if profile.driver == "properties":
+        dev.driver_version = str(getattr(module.get_device_properties(0), "driver_version", "") or "")
+    elif profile.driver.startswith("dist:"):
+        dev.driver_version = _dist_version(profile.driver[5:]) or ""
+    dev.available, dev.torch_device = True, profile.torch_device(0)
     return dev
 
 
@@ -190,20 +254,34 @@ def identity(dev: Device, build: Build, plan: builds.TorchPlan, env: str = "") -
     if not build.importable:
         # A device env without torch is a broken env, never an absent device: it tested nothing.
         return Identity("fail", no_torch_message(env or plan.device, build, plan))
+    profile = profiles.get(plan.device)
     if plan.source == "pinned":
         base = build.version.partition("+")[0]
         if base != plan.version:
             return Identity("fail", f"{plan.device} env pins torch {plan.version} but found {found}")
-        if plan.device != "cpu" and build.variant != plan.variant:
+        if profile.checks_variant and build.variant != plan.variant:
             return Identity(
                 "fail",
                 f"{plan.device} env expected the {plan.variant} build {plan.exact_requirement} "
-                f"(index {plan.index_url}) but found {found}: refusing to label it {plan.device}",
+                f"(index {plan.index_url or 'the default index'}) but found {found}: "
+                f"refusing to label it {plan.device}",
             )
+    if profile.build_probes and plan.device not in build.markers:
+        # cuda and rocm share torch's CUDA API: a build of the one finds the other's GPUs, so it is a mislabel in
+        # host mode too, not merely an absent device.
+        other = next((p for p in profiles.others_of_type(profile) if p.name in build.markers), None)
+        if other is not None:
+            return Identity("fail", f"{plan.device} env found a {other.kind} build, {found}: "
+                                    f"refusing to label it {plan.device}")
+        if plan.source == "pinned":  # the right wheel tag, but without the device (a bridge that did not import)
+            return Identity("fail", f"{plan.device} env found {found} without {profile.kind} support "
+                                    f"({dev.reason or 'no build probe matched: ' + ', '.join(profile.build_probes)}): "
+                                    f"refusing to label it {plan.device}")
     if not dev.available:
         # The build may be right, but with no device nothing of this env ran: the column must not look green.
         return Identity("unavailable", f"{found}: {dev.name} {dev.reason}")
-    return Identity("pass", f"{dev.name} env tests {found} ({plan.source})")
+    simulated = " on a SIMULATED device (not real hardware)" if dev.simulated else ""
+    return Identity("pass", f"{dev.name} env tests {found}{simulated} ({plan.source})")
 
 
 def no_torch_message(env: str, build: Build, plan: builds.TorchPlan) -> str:
@@ -237,6 +315,7 @@ def metadata(env: str, dev: Device, build: Build, plan: builds.TorchPlan) -> dic
         "runtime_version": dev.runtime_version,
         "driver_version": dev.driver_version,
         "backend": dev.backend,
+        "device_simulated": "true" if dev.simulated else "false",
         "python_version": platform.python_version(),
         "hostname": socket.gethostname(),
         "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
