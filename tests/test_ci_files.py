@@ -20,7 +20,7 @@ def device_envs() -> list[str]:
         label, _, names = line.partition("=")
         if label.strip() in ("devices", "versions"):
             envs += [n.strip() for n in names.split(",") if n.strip()]
-    assert "cpu" in envs and "cuda" in envs, envs
+    assert {"cpu", "cuda", "rocm", "mps"} <= set(envs), envs
     return envs
 
 
@@ -29,7 +29,7 @@ def test_github_has_a_job_per_env_and_a_merge_job():
     matrix = wf["jobs"]["device"]["strategy"]["matrix"]["include"]
     by_env = {row["env"]: row for row in matrix}
     assert sorted(by_env) == sorted(device_envs())
-    for env in ("cuda", "xpu", "hpu"):
+    for env in ("cuda", "xpu", "hpu", "rocm", "mps"):
         assert env in by_env[env]["runs-on"] and "self-hosted" in by_env[env]["runs-on"]
         assert by_env[env]["strict"] == "1", "absence on an accelerator runner must fail"
     assert by_env["hpu"]["host"] == "1"
@@ -50,7 +50,7 @@ def test_gitlab_has_a_job_per_env_and_junit_reports():
         assert env in ci, f"no GitLab job for tox env {env}"
         job = ci[env]
         assert job["extends"] == ".device" and job["variables"]["CONFORMANCE_ENV_NAME"] == env
-    for env in ("cuda", "xpu", "hpu"):
+    for env in ("cuda", "xpu", "hpu", "rocm", "mps"):
         assert ci[env]["tags"] == [env]
     assert ci[".device"]["artifacts"]["reports"]["junit"] == "reports/$CONFORMANCE_ENV_NAME.xml"
     assert ci["report"]["artifacts"]["reports"]["junit"] == "reports/merged.xml"
