@@ -93,6 +93,39 @@ def test_skip_and_failure_are_results(pool):
     assert not fail.restarted, "a plain failure keeps a healthy pool"
 
 
+# As torch words some errors (export, collectives): the cause after a newline, then an indented block.
+NEWLINE_FIRST = ("\n\n  The size of tensor a (4) must match the size of tensor b (8) at non-singleton dimension 1"
+                 "\n    more")
+CAUSE = "RuntimeError: The size of tensor a (4) must match the size of tensor b (8) at non-singleton dimension 1"
+
+
+def test_first_line_of_a_rank_failure_carries_the_cause(pool):
+    from conformance.pool import outcome
+
+    rep = pool.run("nl", "fault_fail", {"ranks": [0], "error": "RuntimeError", "message": NEWLINE_FIRST})
+    bad = rep.results[0]
+    assert bad.outcome == "failed" and bad.message.splitlines()[0] == CAUSE, bad.message
+    assert "    more" in bad.message and "more" in bad.traceback, "the long text keeps every line"
+    assert outcome.message(rep).splitlines()[0] == f"rank 0: {CAUSE}"
+    with pytest.raises(pytest.fail.Exception) as failed:
+        outcome.settle(rep)
+    assert str(failed.value).splitlines()[0] == f"rank 0: {CAUSE}"
+
+
+def test_first_line_carries_the_cause_in_process_and_for_skips(faults_on):
+    import pool_faults  # noqa: F401 - registers the fault scenarios in this process (world 1 runs here)
+
+    from conformance.pool import inprocess, outcome
+    from conformance.pool.protocol import Task
+
+    rep = inprocess.run(Task(1, "nl", "fault_fail", {"ranks": [0], "error": "RuntimeError",
+                                                     "message": NEWLINE_FIRST}), "cpu", "gloo", "cpu")
+    assert outcome.message(rep).splitlines()[0] == f"rank 0: {CAUSE}"
+    skip = inprocess.run(Task(2, "sk", "fault_skip", {"reason": "\nunavailable: needs 4 cuda devices"}), "cpu",
+                         "gloo", "cpu")
+    assert skip.results[0].message == "unavailable: needs 4 cuda devices", "a skip's reason decides its category"
+
+
 def test_isolate_mode_starts_fresh_ranks_per_check(faults_on):
     p = pools.Pools("cpu", "gloo", 1, mode="isolate", timeout_s=TIMEOUT_S)
     try:

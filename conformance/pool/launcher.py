@@ -119,8 +119,9 @@ class TorchrunLauncher:
         try:
             dist.gather_object(box[0], gathered, dst=0, group=self.ctrl)
         except Exception as exc:
-            self.broken = f"launcher ranks lost at {task.check_id}: {exc}"
-            return RunReport([box[0]] + [Result(task.seq, r, "error", f"rank {r} did not report: {exc}")
+            why = worker.describe(exc)
+            self.broken = f"launcher ranks lost at {task.check_id}: {why}"
+            return RunReport([box[0]] + [Result(task.seq, r, "error", f"rank {r} did not report: {why}")
                                          for r in range(1, self.world_size)], time.monotonic() - t0, timed_out=True)
         return RunReport(list(gathered), time.monotonic() - t0)
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from conformance.pool.local import RunReport
 
 
+def headline(text: str) -> str:
+    """The first non-empty line: the one a summary, a CI annotation or a report cell shows."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def message(report: RunReport) -> str:
+    """One line naming every bad rank and its cause, then each bad rank's whole message and traceback."""
     bad = [r for r in report.results if r.outcome in ("failed", "error")]
-    head = "; ".join(f"rank {r.rank}: {r.message.splitlines()[0] if r.message else r.outcome}" for r in bad)
+    head = "; ".join(f"rank {r.rank}: {headline(r.message) or r.outcome}" for r in bad)
     parts = [head]
     if report.restarted:
         parts.append("(the ranks were torn down; the next check starts fresh ones)")
@@ -36,6 +42,6 @@ def settle(report: RunReport) -> list[dict]:
         reasons = {r.message for r in skipped}
         if len(skipped) == len(results) and len(reasons) == 1:
             pytest.skip(reasons.pop())
-        detail = ", ".join(f"rank {r.rank} skipped ({r.message})" for r in skipped)
+        detail = ", ".join(f"rank {r.rank} skipped ({headline(r.message)})" for r in skipped)
         pytest.fail(f"ranks disagree: {detail}; the others passed", pytrace=False)
     return [r.data for r in results]

@@ -20,7 +20,6 @@ from conformance.pool.scenarios import RankContext, Skip
 from conformance.torchenv import device, profiles
 
 
-
 def rank_env(device: str) -> dict[str, str]:
     """The variables every rank of `device` (a profile name) gets, from its profile (cuda: NVLink multicast off)."""
     profile = profiles.find(device)
@@ -77,11 +76,21 @@ def execute(ctx: RankContext, task: Task) -> Result:
         raise
     except BaseException as exc:
         dt = time.perf_counter() - t0
-        msg = str(getattr(exc, "msg", "") or exc)
         if is_skip(exc):
-            return Result(task.seq, ctx.rank, "skipped", message=msg, seconds=dt)
-        return Result(task.seq, ctx.rank, "failed", message=f"{type(exc).__name__}: {msg}",
-                      traceback=traceback.format_exc(), seconds=dt)
+            return Result(task.seq, ctx.rank, "skipped", message=_text(exc), seconds=dt)
+        return Result(task.seq, ctx.rank, "failed", message=describe(exc), traceback=traceback.format_exc(),
+                      seconds=dt)
+
+
+def _text(exc: BaseException) -> str:
+    # Torch messages may open with a newline (or an indented block); the first line must carry the cause.
+    return str(getattr(exc, "msg", "") or exc).strip()
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, the message's first non-empty line first, every other line kept."""
+    text = _text(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _alive(pid: int) -> bool:
@@ -134,7 +143,7 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
         scenarios.load()
     except BaseException as exc:
         results.put(Result(0, rank, "error",
-                           f"rank {rank} could not join the process group: {type(exc).__name__}: {exc}",
+                           f"rank {rank} could not join the process group: {describe(exc)}",
                            traceback.format_exc()))
         return
     results.put(Result(0, rank, "passed", data={"pid": os.getpid()}))

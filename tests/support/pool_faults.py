@@ -66,7 +66,9 @@ def kill_self(ctx: RankContext, params: dict) -> dict:
 @register("fault_fail")
 def fail(ctx: RankContext, params: dict) -> dict:
     if _on_rank(ctx, params):
-        raise AssertionError(params.get("message", "failing on purpose"))
+        # `error`: the exception type by builtin name (RuntimeError, as torch raises), AssertionError by default
+        error = getattr(__import__("builtins"), params.get("error", "AssertionError"))
+        raise error(params.get("message", "failing on purpose"))
     return {"rank": ctx.rank}
 
 
