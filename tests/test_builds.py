@@ -30,20 +30,68 @@ def test_overrides():
 
 
 def test_unknown_device():
-    with pytest.raises(ValueError, match="choose one of cpu, cuda, xpu, hpu"):
-        builds.plan("mps", {})
+    with pytest.raises(ValueError, match="choose one of cpu, cuda, xpu, hpu, rocm, mps"):
+        builds.plan("tpu", {})
 
 
-@pytest.mark.parametrize("version, cuda, hip, xpu, gaudi, variant", [
-    ("2.13.0+cpu", None, None, None, False, "cpu"),
-    ("2.13.0", "13.0", None, None, False, "cu130"),
-    ("2.13.0+cu126", "12.6", None, None, False, "cu126"),
-    ("2.13.0+rocm6.4", None, "6.4.43482", None, False, "rocm6.4"),
-    ("2.13.0+xpu", None, None, "20250101", False, "xpu"),
-    ("2.6.0", None, None, None, True, "gaudi"),
+def test_rocm_variant_is_settable_like_cuda():
+    assert builds.plan("rocm", {}).exact_requirement == f"torch=={builds.DEFAULT_TORCH_VERSION}+rocm7.1"
+    plan = builds.plan("rocm", {"CONFORMANCE_ROCM_VARIANT": "rocm6.4", "CONFORMANCE_INDEX_BASE": "https://m.example/whl"})
+    assert plan.variant == "rocm6.4" and plan.index_url == "https://m.example/whl/rocm6.4"
+    assert plan.exact_requirement.endswith("+rocm6.4")
+    assert builds.plan("rocm", {"CONFORMANCE_ROCM_INDEX": "file:///w/rocm"}).index_url == "file:///w/rocm"
+
+
+def test_mps_installs_the_default_indexs_plain_wheel():
+    plan = builds.plan("mps", {})
+    assert plan.source == "pinned" and plan.index_url is None and plan.variant == "mps"
+    assert plan.exact_requirement == f"torch=={builds.DEFAULT_TORCH_VERSION}", "macOS wheels carry no local tag"
+
+
+def test_devices_backends_and_host_only_come_from_the_profiles():
+    from conformance.torchenv import profiles
+
+    assert builds.DEVICES[:6] == ("cpu", "cuda", "xpu", "hpu", "rocm", "mps")
+    assert builds.DEVICES == profiles.names()
+    assert builds.BACKENDS["rocm"] == "nccl" and builds.BACKENDS["mps"] == "", "MPS has no collective backend"
+    assert builds.HOST_ONLY_DEVICES >= {"hpu"} and "rocm" not in builds.HOST_ONLY_DEVICES
+
+
+def test_builds_imports_without_torch(tmp_path):
+    """install-torch plans before torch exists in the env: builds (and the profiles it reads) must not need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from conformance.torchenv import builds\n"
+            "print(builds.plan('rocm', {}).exact_requirement, sorted(m for m in sys.modules if m.startswith('torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "+rocm" in out and out.strip().endswith("['torch']")
+
+
+def test_host_mode_is_remembered_by_the_env_and_forgotten_on_request(tmp_path):
+    assert builds.plan("cuda", {}, prefix=str(tmp_path)).source == "pinned"
+    (tmp_path / builds.HOST_MARKER).write_text("{}")
+    remembered = builds.plan("cuda", {}, prefix=str(tmp_path))
+    assert remembered.source == "host" and builds.HOST_MARKER in remembered.host_because
+    assert builds.plan("cuda", {"CONFORMANCE_HOST_TORCH": "0"}, prefix=str(tmp_path)).source == "pinned"
+    assert builds.plan("cuda", {"CONFORMANCE_HOST_TORCH": "1"}, prefix=str(tmp_path)).host_because.startswith(
+        "CONFORMANCE_HOST_TORCH")
+
+
+@pytest.mark.parametrize("version, markers, variant", [
+    ("2.13.0+cpu", {}, "cpu"),
+    ("2.13.0", {"cuda": "13.0"}, "cu130"),
+    ("2.13.0+cu126", {"cuda": "12.6"}, "cu126"),
+    ("2.13.0+rocm6.4", {"rocm": "6.4.43482"}, "rocm6.4"),
+    ("2.13.0+xpu", {"xpu": "20250101"}, "xpu"),
+    ("2.13.0+xpu", {"xpu": "built"}, "xpu"),
+    ("2.6.0", {"hpu": "1.22.0"}, "gaudi"),
+    ("2.6.0+cu124", {"hpu": "1.22.0", "cuda": "12.4"}, "gaudi"),  # the bridge names the build
+    ("2.13.0", {"mps": "built"}, "mps"),
 ])
-def test_variant_of(version, cuda, hip, xpu, gaudi, variant):
-    assert builds.variant_of(version, cuda, hip, xpu, gaudi) == variant
+def test_variant_of(version, markers, variant):
+    assert builds.variant_of(version, markers) == variant
 
 
 def test_index_probe_is_quick_and_says_why(monkeypatch):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from conformance import settings
-from conformance.pool import inprocess
+from conformance.pool import inprocess, worker
 from conformance.pool.local import LocalPool, PoolError, RunReport
 from conformance.pool.protocol import Task
 from conformance.torchenv import profiles
@@ -63,6 +63,7 @@ class Pools:
         self._seq += 1
         task = Task(self._seq, check_id, scenario, dict(params or {}))
         if world_size == 1:
+            worker.prepare_rank(self.device)  # this process is the one rank: the profile's rank env applies here
             return inprocess.run(task, self.device_type, self.backend, self.torch_device)
         if self.launcher is not None:
             return self.launcher.run(task, timeout_s or self.timeout_s)

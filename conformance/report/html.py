@@ -51,13 +51,16 @@ def _meta(col: m.EnvColumn) -> list[tuple[str, str]]:
                 value = f"{p['device_count']} × {value}"  # noqa: RUF001 - the multiplication sign is meant
             if p.get("device_available", "").lower() in ("false", "0", "no"):
                 value = f"{p.get('device', '')} unavailable: {p.get('device_reason', '')}".strip()
+            if p.get("device_simulated") == "true":  # a test stand-in (device profile): never real hardware
+                value = f"SIMULATED device, not real hardware: {value}"
         out.append((label, value))
     return out
 
 
 def _short(col: m.EnvColumn) -> str:
     p = col.properties
-    return " · ".join(x for x in (p.get("torch_variant") or p.get("device", ""), p.get("backend", "")) if x)
+    simulated = "SIMULATED" if p.get("device_simulated") == "true" else ""
+    return " · ".join(x for x in (simulated, p.get("torch_variant") or p.get("device", ""), p.get("backend", "")) if x)
 
 
 def _bar(counts: m.Counts) -> str:
@@ -70,7 +73,7 @@ def _bar(counts: m.Counts) -> str:
 
 
 _SHOWN = {k for _, keys in _META for k in keys} | {"env", "device", "device_names", "device_count",
-                                                   "device_available", "device_reason"}
+                                                   "device_available", "device_reason", "device_simulated"}
 
 
 def _env_title(col: m.EnvColumn) -> str:

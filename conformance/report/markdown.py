@@ -128,6 +128,8 @@ def _env_line(col: m.EnvColumn) -> str:
     device = p.get("device_names") or p.get("device", "")
     if p.get("device_available", "").lower() in ("false", "0", "no"):
         device += f" (unavailable{': ' + p['device_reason'] if p.get('device_reason') else ''})"
+    if p.get("device_simulated") == "true":  # a test stand-in (device profile): never real hardware
+        device = f"SIMULATED device, not real hardware: {device}"
     host = p.get("hostname") or col.result.hostname
     status = _STATUS[col.status]
     if col.result.incomplete and col.status != "incomplete":
