@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -26,9 +27,12 @@ def fresh_env(tmp_path_factory):
 
 
 def install(python, *args, env=None):
-    full = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
+    """install-torch in `python`'s env; pinned unless `env` says otherwise (the shared env may remember host mode
+    from an earlier test); a None value unsets the variable."""
+    env = {"CONFORMANCE_HOST_TORCH": "0", **(env or {})}
+    full = {**os.environ, "PYTHONPATH": ROOT, **{k: v for k, v in env.items() if v is not None}}
     for key in ("CONFORMANCE_HOST_TORCH", "TORCH_VERSION", "CONFORMANCE_HOST_PYTHON"):
-        if key not in (env or {}):
+        if env.get(key) is None:
             full.pop(key, None)
     return subprocess.run([str(python), "-m", "conformance", "install-torch", *args], capture_output=True,
                           text=True, env=full, timeout=600)
@@ -88,3 +92,32 @@ def test_same_release_already_installed_is_kept_when_the_index_is_unreachable():
                                "CONFORMANCE_CUDA_VARIANT": "cu999"})
     assert proc.returncode == errors.OK, proc.stderr
     assert f"keeping the installed torch {torch.__version__}" in proc.stdout and "running" not in proc.stdout
+
+
+def test_host_mode_is_remembered_by_the_env(fresh_env):
+    """`CONFORMANCE_HOST_TORCH=1 tox -e cuda` once; then the env's own `conformance` keeps testing the host's torch
+    without the variable, and a pinned install (`=0`) forgets it."""
+    pytest.importorskip("torch", reason="host mode needs a torch in the interpreter running these tests")
+    proc = install(fresh_env, "--device", "cpu",
+                   env={"CONFORMANCE_HOST_TORCH": "1", "CONFORMANCE_HOST_PYTHON": sys.executable})
+    assert proc.returncode == errors.OK, proc.stdout + proc.stderr
+    assert "host mode remembered in" in proc.stdout
+    prefix = os.path.dirname(os.path.dirname(str(fresh_env)))
+    marker = os.path.join(prefix, "conformance-host-torch")
+    assert os.path.exists(marker)
+
+    # no CONFORMANCE_HOST_TORCH from here on: the env itself says host mode
+    info = subprocess.run([str(fresh_env), "-m", "conformance", "info", "--device", "cuda"], capture_output=True,
+                          text=True, timeout=300,
+                          env={**{k: v for k, v in os.environ.items() if k != "CONFORMANCE_HOST_TORCH"},
+                               "PYTHONPATH": ROOT, "TORCH_VERSION": "0.0.1"})
+    assert info.returncode == errors.OK, info.stderr
+    data = json.loads(info.stdout)
+    assert data["pins"]["cuda"]["source"] == "host" and marker in data["pins"]["cuda"]["host_because"]
+    # the pin (0.0.1 here) is not held against the host's torch: no "pins torch" identity failure
+    assert "pins torch" not in data["identity"]["cuda"]["message"]
+
+    dry = install(fresh_env, "--device", "cpu", "--dry-run", env={"CONFORMANCE_HOST_TORCH": None})
+    assert '"source": "host"' in dry.stdout, "the env's install-torch remembers too (tox re-runs it)"
+    forget = install(fresh_env, "--device", "cpu", "--dry-run", env={"CONFORMANCE_HOST_TORCH": "0"})
+    assert '"source": "pinned"' in forget.stdout
