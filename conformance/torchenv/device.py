@@ -60,19 +60,17 @@ class Device:
 
 
 def resolve(path: str) -> Any:
-    """A profile's dotted probe: import the longest module prefix, follow attributes, call on a trailing `()`."""
+    """A profile's dotted probe: attributes from the top module down, importing a submodule only where the attribute
+    is missing (so `torch.version` is the imported torch's own), then a call on a trailing `()`."""
     call = path.endswith("()")
     parts = (path[:-2] if call else path).split(".")
-    for cut in range(len(parts), 0, -1):
+    value: Any = importlib.import_module(parts[0])
+    for i, attr in enumerate(parts[1:], start=2):
         try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        value: Any = obj
-        for attr in parts[cut:]:
             value = getattr(value, attr)
-        return value() if call else value
-    raise ImportError(f"no importable module in {path!r}")
+        except AttributeError:
+            value = importlib.import_module(".".join(parts[:i]))
+    return value() if call else value
 
 
 def _import_first(profile: profiles.Profile) -> str:
