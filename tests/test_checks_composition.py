@@ -16,12 +16,14 @@ PLUGIN = {"CONFORMANCE_RANK_PLUGINS": "composition_faults"}
 # fault -> (selection, the checks that must fail under it); each selection passes without the fault.
 CASES = {
     "fsdp_no_reduce": ("test_fully_shard and GPipe and world2",
-                       {"test_fully_shard[ScheduleGPipe-reshard-world2]", "test_fully_shard[ScheduleGPipe-no_reshard-world2]",
+                       {"test_fully_shard[ScheduleGPipe-reshard-world2]",
+                        "test_fully_shard[ScheduleGPipe-no_reshard-world2]",
                         "test_fully_shard_mixed_precision[ScheduleGPipe-world2]"}),
     "ddp_no_sync": ("test_distributed_data_parallel and 1F1B and world4",
                     {"test_distributed_data_parallel[Schedule1F1B-world4]"}),
     "tp_unredistributed": ("test_tensor_parallel and world4 and (GPipe or ZBV)",
-                           {"test_tensor_parallel[ScheduleGPipe-world4]", "test_tensor_parallel[ScheduleZBVZeroBubble-world4]"}),
+                           {"test_tensor_parallel[ScheduleGPipe-world4]",
+                            "test_tensor_parallel[ScheduleZBVZeroBubble-world4]"}),
     "checkpoint_rng": ("test_checkpoint and world2 and (GPipe or ZBV)",
                        {"test_checkpoint[ScheduleGPipe-world2]", "test_checkpoint[ScheduleZBVZeroBubble-world2]"}),
 }
@@ -33,7 +35,7 @@ def run_suite(tmp_path, select: str, **env: str) -> dict[str, tuple[str, str]]:
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
                            "--", "-q", "-p", "no:randomly", "-k", select],
                           env={**os.environ, "CONFORMANCE_CHECK_TIMEOUT": "60", **env},
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert xml.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     out = {}
     for tc in ET.parse(xml).iter("testcase"):
@@ -58,13 +60,6 @@ def test_healthy_build_passes_every_selected_composition_check(healthy):
     wanted |= {"test_distributed_checkpoint[world2]", "test_distributed_checkpoint[world4]"}
     assert wanted <= set(healthy), sorted(wanted - set(healthy))
     assert {n: v[0] for n, v in healthy.items() if v[0] != "passed"} == {}
-
-
-def test_ids_are_api_names_and_the_same_in_every_env(healthy):
-    """Ids name the schedule and API, never the installed build."""
-    assert all(n.split("[")[0] in {"test_fully_shard", "test_fully_shard_mixed_precision", "test_distributed_data_parallel",
-                                   "test_tensor_parallel", "test_checkpoint", "test_distributed_checkpoint"}
-               for n in healthy)
 
 
 @pytest.mark.parametrize("fault", sorted(CASES))

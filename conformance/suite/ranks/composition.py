@@ -33,12 +33,6 @@ DATA_PARALLEL = ("fsdp", "ddp", "checkpoint", "compile")  # the second mesh dime
 _MESHES: dict[tuple, Any] = {}
 
 
-def _nn():
-    import torch.nn as nn
-
-    return nn
-
-
 def block_class():
     """An MLP block with a residual: `w_in` (d -> 2d), ReLU, optional dropout, `w_out` (2d -> d).
 
@@ -47,10 +41,9 @@ def block_class():
     backward must restore that state (`preserve_rng_state`), which is what the checkpoint check proves.
     """
     import torch
+    import torch.nn as nn
     import torch.nn.functional as F
     from torch.utils import checkpoint as ckpt
-
-    nn = _nn()
 
     class Block(nn.Module):
         def __init__(self, index: int, dropout: float, checkpointed: bool) -> None:
@@ -78,7 +71,7 @@ def block_class():
 def model_class():
     """The model: `layers` is a ModuleDict keyed by global block index, so a stage that keeps some of them keeps
     the unsplit model's parameter names (what distributed checkpoints are keyed by)."""
-    nn = _nn()
+    import torch.nn as nn
 
     class Stack(nn.Module):
         def __init__(self, blocks: dict) -> None:
@@ -287,7 +280,7 @@ def reference_step(ref: Reference, x_mbs: list, y_mbs: list, id_mbs: list, with_
     dtype = next(ref.compute.parameters()).dtype
     src = dict(ref.compute.named_parameters())
     losses = []
-    for x, y, i in zip(x_mbs, y_mbs, id_mbs):
+    for x, y, i in zip(x_mbs, y_mbs, id_mbs, strict=True):
         if low:
             ref.compute.zero_grad(set_to_none=True)
         loss = F.mse_loss(ref.compute(x.to(dtype), i if with_ids else None), y)
@@ -386,8 +379,6 @@ def compare_params(cmp: Compare, pipe: Pipelined, ref: Reference, step: int) -> 
 @register("composition")
 def run_composition(ctx: RankContext, params: dict) -> dict:
     """Two training steps of a pipelined, sharded model against the unsplit model on the same global batch."""
-    import torch
-
     p = params_with_defaults(params)
     if p["mixed_precision"] and (why := tolerances.unsupported(ctx.device_type, "bfloat16")):
         raise Skip(f"not applicable: {why}")
