@@ -20,7 +20,7 @@ _REGISTRY: dict[str, Scenario] = {}
 # Imported on the first lookup, then the modules named by CONFORMANCE_RANK_PLUGINS (instrumentation, an
 # out-of-tree device's registration, the project's own test faults): the package itself ships no fault code.
 MODULES = ["conformance.pool.builtin", "conformance.suite.ranks.schedules", "conformance.suite.ranks.behaviour",
-           "conformance.suite.ranks.composition"]
+           "conformance.suite.ranks.composition", "conformance.suite.ranks.numerics"]
 _loaded = False
 
 

@@ -220,12 +220,113 @@ def _old_torch(mp):
     mp.setattr(api, "torch_version", lambda: "2.4.0")
 
 
+def _tf32_left_on(mp):
+    """`Pipe.forward` turns TF32 on (legacy flags and matmul precision) and leaves it on."""
+    import torch
+    from torch.distributed.pipelining import _IR
+
+    orig = _IR.Pipe.forward
+
+    def forward(self, *args, **kwargs):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+        return orig(self, *args, **kwargs)
+
+    mp.setattr(_IR.Pipe, "forward", forward)
+
+
+def _tf32_inside_forward(mp):
+    """`Pipe.forward` runs the stages with TF32 on (the newer fp32_precision API) and restores it afterwards."""
+    import torch
+    from torch.distributed.pipelining import _IR
+
+    orig = _IR.Pipe.forward
+
+    def forward(self, *args, **kwargs):
+        matmul = torch.backends.cuda.matmul
+        old = matmul.fp32_precision
+        matmul.fp32_precision = "tf32"
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            matmul.fp32_precision = old
+
+    mp.setattr(_IR.Pipe, "forward", forward)
+
+
+def _default_dtype_left(mp):
+    """`pipeline()` switches the default dtype to float64 while tracing and never switches it back."""
+    import torch
+    import torch.distributed.pipelining as pp
+
+    orig = pp.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = orig(*args, **kwargs)
+        torch.set_default_dtype(torch.float64)
+        return pipe
+
+    mp.setattr(pp, "pipeline", pipeline)
+
+
+def _grad_mode_left_off(mp):
+    """`stage_backward` switches grad mode off and leaves it off."""
+    import torch
+    from torch.distributed.pipelining import _backward
+
+    orig = _backward.stage_backward
+
+    def stage_backward(*a, **kw):
+        out = orig(*a, **kw)
+        torch.set_grad_enabled(False)
+        return out
+
+    mp.setattr(_backward, "stage_backward", stage_backward)
+
+
+def _deterministic_left_on(mp):
+    """`stage_backward_weight` turns deterministic-only algorithms and cuDNN benchmark on and leaves them."""
+    import torch
+    from torch.distributed.pipelining import _backward
+
+    orig = _backward.stage_backward_weight
+
+    def stage_backward_weight(*a, **kw):
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = True
+        return orig(*a, **kw)
+
+    mp.setattr(_backward, "stage_backward_weight", stage_backward_weight)
+
+
+def _autocast_left_on(mp):
+    """`split_args_kwargs_into_chunks` enables autocast on the tensors' device type and leaves it enabled."""
+    import torch
+    from torch.distributed.pipelining import microbatch
+
+    orig = microbatch.split_args_kwargs_into_chunks
+
+    def split(args, kwargs, chunks, *a, **kw):
+        device_type = next((t.device.type for t in args if isinstance(t, torch.Tensor)), "cpu")
+        torch.set_autocast_enabled(device_type, True)
+        return orig(args, kwargs, chunks, *a, **kw)
+
+    mp.setattr(microbatch, "split_args_kwargs_into_chunks", split)
+
+
+# Faults that change torch's global state: undone after their check, so the next check starts clean.
+NUMERICS_FAULTS = ("tf32_left_on", "tf32_inside_forward", "default_dtype_left", "grad_mode_left_off",
+                   "deterministic_left_on", "autocast_left_on")
+
+
 FAULTS = {f.__name__.lstrip("_"): f for f in (
     _shift_split_boundary, _ignore_split_end, _drop_pipe_split, _upcast_bf16_outputs, _perturb_outputs,
     _lose_last_parameter, _buffers_stay_behind, _forget_replicated, _accept_spec_and_policy, _scale_output_grads,
     _drop_input_grads,
     _skip_weight_grads, _kwargs_not_chunked, _chunk_dim_ignored, _chunk_not_tensor_split, _merge_reversed,
-    _old_torch,
+    _old_torch, _tf32_left_on, _tf32_inside_forward, _default_dtype_left, _grad_mode_left_off, _deterministic_left_on,
+    _autocast_left_on,
 )}
 
 
@@ -261,7 +362,13 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
     with pytest.MonkeyPatch.context() as mp:
         FAULTS[name](mp)
-        return (yield)
+        try:
+            return (yield)
+        finally:
+            if name in NUMERICS_FAULTS:
+                from conformance.suite import numerics_state
+
+                numerics_state.restore_defaults()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -379,6 +486,14 @@ CASES: tuple[Case, ...] = (
          ("split_args_kwargs_into_chunks:", "chunk shapes for 10 rows into 4 chunks")),
     Case("microbatch", "test_microbatch.py::test_split_merge_roundtrip[4-int64]", "merge_reversed", "failed",
          ("merge_chunks:", "merged args (int64)")),
+    Case("split", "test_split.py::test_numerics_state_unchanged", "tf32_left_on", "failed",
+         ("Pipe.forward: changed torch's global numerics state", "torch.backends.cuda.matmul.allow_tf32: False -> True",
+          "torch.get_float32_matmul_precision(): highest -> high")),
+    Case("backward", "test_backward.py::test_numerics_state_unchanged", "grad_mode_left_off", "failed",
+         ("stage_backward: changed torch's global numerics state", "torch.is_grad_enabled(): True -> False")),
+    Case("microbatch", "test_microbatch.py::test_numerics_state_unchanged", "autocast_left_on", "failed",
+         ("split_args_kwargs_into_chunks: changed torch's global numerics state",
+          "torch.is_autocast_enabled('cpu'): False -> True")),
     Case("api", "test_backward.py::test_stage_backward_input_weight[TransformerLike-fp32]", "old_torch", "skipped",
          ("not applicable: stage_backward_input needs torch >= 2.5 (this build 2.4.0)",)),
     Case("api", "test_split.py::test_pipe_split_markers[2]", "old_torch", "passed", ()),

@@ -140,6 +140,24 @@ def _breaking(fault: str, step):
             return out
 
         return step_corrupting
+    if fault == "tf32_left_on":
+        def step_tf32(self, *args, **kwargs):
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.set_float32_matmul_precision("high")
+            return step(self, *args, **kwargs)
+
+        return step_tf32
+    if fault == "default_dtype_left":
+        def step_float64(self, *args, **kwargs):
+            import torch
+
+            out = step(self, *args, **kwargs)
+            torch.set_default_dtype(torch.float64)
+            return out
+
+        return step_float64
     if fault == "hang":
         def step_hanging(self, *args, **kwargs):
             hang_here_forever(3600)

@@ -148,10 +148,21 @@ def test_stage_backward_input_weight(conformance, torch_device, name, dtype):
     """`stage_backward_input` for every stage, then deferred `stage_backward_weight`: same gradients as autograd."""
     api.require("stage_backward_input", "stage_backward_weight")
     splitting.require_dtype(conformance.dev.name, dtype)
-    from torch.distributed.pipelining._backward import stage_backward, stage_backward_input, stage_backward_weight
-
     ref_params, ref_inputs = _reference(name, torch_device, dtype)
     spec, pipe, args, kwargs = _split_model(name, torch_device, dtype)
+    grads = _run_stage_backward_input_weight(pipe, args, kwargs)
+    named_inputs = {f"arg{i}": a for i, a in enumerate(args)} | {f"kwarg {k}": v for k, v in kwargs.items()}
+    dev = f"{conformance.dev.name} ({dtype})"
+    assert_grads_close("stage_backward_weight", _stage_param_grads(spec, pipe), ref_params, device=dev,
+                       what=f"{name} parameter gradient")
+    assert_grads_close("stage_backward_input", _model_input_grads(named_inputs, grads), ref_inputs, device=dev,
+                       what=f"{name} input gradient")
+
+
+def _run_stage_backward_input_weight(pipe, args, kwargs) -> dict:
+    """Forward all stages, `stage_backward_input` from the last stage to the first, then the deferred weights."""
+    from torch.distributed.pipelining._backward import stage_backward, stage_backward_input, stage_backward_weight
+
     outputs, calls = splitting.run_stages(pipe, args, kwargs)
     grads: dict = {}
     deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
@@ -173,12 +184,7 @@ def test_stage_backward_input_weight(conformance, torch_device, name, dtype):
         result = fn(*fn_args)
         if fn is stage_backward:
             _hand_back(calls[[c.index for c in calls].index(0)], result, grads)
-    named_inputs = {f"arg{i}": a for i, a in enumerate(args)} | {f"kwarg {k}": v for k, v in kwargs.items()}
-    dev = f"{conformance.dev.name} ({dtype})"
-    assert_grads_close("stage_backward_weight", _stage_param_grads(spec, pipe), ref_params, device=dev,
-                       what=f"{name} parameter gradient")
-    assert_grads_close("stage_backward_input", _model_input_grads(named_inputs, grads), ref_inputs, device=dev,
-                       what=f"{name} input gradient")
+    return grads
 
 
 @pytest.mark.parametrize("n_microbatches", [2, 4])
@@ -204,3 +210,25 @@ def test_stage_backward_microbatches(conformance, torch_device, name, n_microbat
                        {n: p.grad for n, p in ref.named_parameters()},
                        device=conformance.dev.name,
                        what=f"{name} parameter gradient over {n_microbatches} microbatches")
+
+
+def test_numerics_state_unchanged(conformance, torch_device):
+    """`stage_backward` (and, where the build has them, `stage_backward_input`/`_weight`) leave torch's global
+    numerics state as they found it: TF32/cuDNN/deterministic flags, default dtype, autocast, grad mode."""
+    from conformance.suite import numerics_state as ns
+
+    devices = [torch_device.type]
+    _, pipe, args, kwargs = _split_model("TransformerBlock", torch_device, "fp32")
+    ns.restore_defaults()  # from the suite's pinned state, whatever an earlier check left behind
+    before = ns.snapshot(devices)
+    try:
+        _run_stage_backward(pipe, args, kwargs)
+        ns.assert_unchanged("stage_backward", before, ns.snapshot(devices), "after the backward of every stage",
+                            conformance.dev.name)
+        if api.available("stage_backward_input") and api.available("stage_backward_weight"):
+            _run_stage_backward_input_weight(pipe, args, kwargs)
+            ns.assert_unchanged("stage_backward_input", before, ns.snapshot(devices),
+                                "after stage_backward_input and stage_backward_weight", conformance.dev.name)
+    finally:
+        if ns.compare(before, ns.snapshot(devices)):
+            ns.restore_defaults()  # what this check found must not spill into the next one

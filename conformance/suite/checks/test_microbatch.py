@@ -193,3 +193,23 @@ def test_fewer_rows_than_chunks(conformance, torch_device):
                      f"arg chunk {i}")
         _assert_same("split_args_kwargs_into_chunks", kwargs_split[i]["y"], y[i:i + 1], conformance.dev.name,
                      f"kwarg chunk {i}")
+
+
+def test_numerics_state_unchanged(conformance, torch_device):
+    """`split_args_kwargs_into_chunks` and `merge_chunks` leave torch's global numerics state as they found it
+    (TF32/cuDNN and deterministic flags, default dtype, autocast, grad mode)."""
+    from conformance.suite import numerics_state as ns
+
+    devices = [torch_device.type]
+    x, mask = _rand(torch_device, 8, 4), _rand(torch_device, 8, 4) > 0
+    ns.restore_defaults()  # from the suite's pinned state, whatever an earlier check left behind
+    before = ns.snapshot(devices)
+    try:
+        args_split, _ = _split((x,), {"mask": mask, "scale": 0.5}, 4)
+        ns.assert_unchanged("split_args_kwargs_into_chunks", before, ns.snapshot(devices), "after splitting",
+                            conformance.dev.name)
+        _merge([a[0] for a in args_split], None)
+        ns.assert_unchanged("merge_chunks", before, ns.snapshot(devices), "after merging", conformance.dev.name)
+    finally:
+        if ns.compare(before, ns.snapshot(devices)):
+            ns.restore_defaults()  # what this check found must not spill into the next one

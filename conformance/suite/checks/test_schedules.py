@@ -106,3 +106,13 @@ def test_schedule_constructor_error(on_ranks, schedule, case, world):
     require(schedule)
     data = on_ranks(world, "schedule_error", schedule=schedule, case=case)
     assert all(d["raised"] for d in data)
+
+
+@pytest.mark.parametrize("world", [2], ids=world_id)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_schedule_numerics_state(on_ranks, schedule, world):
+    """A training step leaves every rank's global numerics state as it found it: TF32/cuDNN and deterministic
+    flags, default dtype, autocast, grad mode (a build that turns TF32 on changes every later matmul)."""
+    require(schedule)
+    data = on_ranks(world, "schedule_numerics", schedule=schedule)
+    check_counts(schedule, data, schedule, world)

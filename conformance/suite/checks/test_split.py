@@ -295,3 +295,34 @@ def test_split_invalid(conformance, torch_device, case):
     elif case == "untraceable_model":
         assert_raises("pipeline", RuntimeError, r"cannot capture your model as a full graph", splitting.split,
                       _bad_model().to(torch_device), (x,), what="model with data-dependent control flow")
+
+
+def test_numerics_state_unchanged(conformance, torch_device):
+    """`pipeline()` and `Pipe.forward` leave torch's global numerics state as they found it (TF32/cuDNN and
+    deterministic flags, default dtype, autocast, grad mode), and run each stage under the caller's state."""
+    from conformance.suite import numerics_state as ns
+
+    devices = [torch_device.type]
+    name = "TransformerBlock"
+    model, args, kwargs = splitting.model_and_inputs(name, torch_device)
+    ns.restore_defaults()  # from the suite's pinned state, whatever an earlier check left behind
+    before = ns.snapshot(devices)
+    try:
+        pipe = splitting.split(model, args, kwargs, split_spec=models.spec(name).split_spec())
+        ns.assert_unchanged("pipeline", before, ns.snapshot(devices), f"while splitting {name}", conformance.dev.name)
+        inside: list[dict[str, str]] = []
+        hooks = [m.register_forward_pre_hook(lambda *_: inside.append(ns.snapshot(devices)))
+                 for m in splitting.stage_modules(pipe)]
+        try:
+            pipe(*args, **kwargs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        assert_equal("Pipe.forward", len(inside), pipe.num_stages, "stage forwards run (their pre-hooks called)",
+                     device=conformance.dev.name)
+        for i, seen in enumerate(inside):
+            ns.assert_unchanged("Pipe.forward", before, seen, f"inside the forward of stage {i}", conformance.dev.name)
+        ns.assert_unchanged("Pipe.forward", before, ns.snapshot(devices), "after the forward", conformance.dev.name)
+    finally:
+        if ns.compare(before, ns.snapshot(devices)):
+            ns.restore_defaults()  # what this check found must not spill into the next one
