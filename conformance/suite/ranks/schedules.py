@@ -8,10 +8,13 @@ compared (losses, outputs, parameter gradients) so the pytest side can prove a c
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
+from typing import Any
 
+from conformance.pool.scenarios import RankContext, Skip, register
 from conformance.suite import models
 from conformance.suite.assertions import assert_close, assert_equal
-from conformance.pool.scenarios import RankContext, Skip, register
+from conformance.suite.ranks import trace
 
 SINGLE = ("ScheduleGPipe", "Schedule1F1B")
 LOOPED = ("ScheduleInterleaved1F1B", "ScheduleLoopedBFS", "ScheduleInterleavedZeroBubble")
@@ -41,7 +44,7 @@ def default_microbatches(schedule: str, world: int) -> int:
     return max(4, 2 * num_stages(schedule, world))
 
 
-def _nn():
+def _nn() -> Any:
     import torch.nn as nn
 
     return nn
@@ -49,7 +52,7 @@ def _nn():
 
 def part_module(blocks, with_kwargs: bool):
     """A hand-cut stage: the given blocks in order; with `scale`, each block's output is multiplied by it."""
-    nn = _nn()
+    nn: Any = _nn()
 
     class Part(nn.Module):
         def __init__(self) -> None:
@@ -69,7 +72,7 @@ class KwargsModel:
 
     @staticmethod
     def build(d_hid: int, seed: int):
-        nn = _nn()
+        nn: Any = _nn()
         base = models.transformer_like(d_hid=d_hid, n_layers=N_LAYERS, seed=seed)
 
         class TransformerLikeKwargs(nn.Module):
@@ -85,23 +88,54 @@ class KwargsModel:
         return TransformerLikeKwargs()
 
 
+def gelu_mlp(d_hid: int, n_layers: int, seed: int):
+    """The step-cost model: `layers` of Linear+GELU blocks (compute-bound at large d_hid)."""
+    import torch
+
+    nn: Any = _nn()
+
+    class GeluBlock(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net1 = nn.Linear(d_hid, d_hid)
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return self.act(self.net1(x))
+
+    class GeluMLP(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.Sequential(*[GeluBlock() for _ in range(n_layers)])
+
+        def forward(self, x):
+            return self.layers(x)
+
+    torch.manual_seed(seed)
+    return GeluMLP()
+
+
 def build_model(p: dict, device, dtype):
-    if p["kwargs"]:
+    import torch
+
+    if p.get("model") == "gelu_mlp":
+        with torch.device(device):  # initialised where it runs: too large to build on the host in time
+            m = gelu_mlp(p["d_hid"], p["n_layers"], p["seed"])
+    elif p["kwargs"]:
         m = KwargsModel.build(p["d_hid"], p["seed"])
     else:
         m = models.transformer_like(d_hid=p["d_hid"], n_layers=N_LAYERS, seed=p["seed"])
     return m.to(device=device, dtype=dtype)
 
 
-def _block_bounds(n_stages: int, sid: int) -> tuple[int, int]:
-    per = N_LAYERS // n_stages
+def _block_bounds(n_stages: int, sid: int, n_layers: int = N_LAYERS) -> tuple[int, int]:
+    per = n_layers // n_stages
     return sid * per, (sid + 1) * per
 
 
 def build_stages(p: dict, ctx: RankContext, sids: list[int], n_stages: int, device, dtype, inputs):
     """This rank's stages, by hand (`PipelineStage` over a slice of blocks) or by the tracer (`pipeline` +
     `build_stage`); returns (stages, {stage param name: reference param name} per stage)."""
-    import torch
     from torch.distributed.pipelining import PipelineStage
 
     if p["builder"] == "tracer":
@@ -112,7 +146,8 @@ def build_stages(p: dict, ctx: RankContext, sids: list[int], n_stages: int, devi
         mb_kwargs = {"scale": inputs["scale_mbs"][0]} if p["kwargs"] else None
         pipe = pipeline(model, mb_args=(inputs["x_mbs"][0],), mb_kwargs=mb_kwargs, split_spec=spec)
         assert_equal("pipeline", pipe.num_stages, n_stages, f"num_stages for split_spec {sorted(spec)}")
-        stages, names = [], []
+        stages: list[Any] = []
+        names = []
         for s in sids:
             st = pipe.build_stage(s, device, None)
             stages.append(st)
@@ -121,13 +156,14 @@ def build_stages(p: dict, ctx: RankContext, sids: list[int], n_stages: int, devi
         return stages, names
     stages, names = [], []
     for s in sids:
-        lo, hi = _block_bounds(n_stages, s)
+        lo, hi = _block_bounds(n_stages, s, p.get("n_layers", N_LAYERS))
         full = build_model(p, device, dtype)
         part = part_module(list(full.layers[lo:hi]), p["kwargs"])
         # No input_args: a stage given static shapes skips runtime shape inference while its neighbour without
         # them waits for the metadata (a deadlock on torch 2.11, seen on gloo and nccl); all stages infer at run time.
         stages.append(PipelineStage(part, s, n_stages, device))
-        names.append({n: f"layers.{lo + int(n.split('.')[1])}.{n.split('.', 2)[2]}" for n, _ in part.named_parameters()})
+        names.append({n: f"layers.{lo + int(n.split('.')[1])}.{n.split('.', 2)[2]}"
+                      for n, _ in part.named_parameters()})
     return stages, names
 
 
@@ -210,13 +246,41 @@ def _loss_fn(output, target):
     return F.mse_loss(output, target)
 
 
-@register("schedule")
-def run_schedule(ctx: RankContext, params: dict) -> dict:
-    """One schedule, on this rank's stages, for `iterations` steps, checked against the unsplit model."""
+@dataclass
+class ScheduleRun:
+    """One schedule built on this rank: its stages, the unsplit reference, the inputs and the facts checks need."""
+
+    p: dict
+    name: str
+    world: int
+    rank: int
+    dev_type: str
+    n_mb: int
+    sids: list[int]
+    train: bool
+    scaled: bool
+    inputs: dict
+    ref: Any
+    ref_params: dict
+    stages: list
+    names: list[dict]
+    sched: Any
+    first: bool
+    last: bool
+
+
+def schedule_params(params: dict) -> dict:
+    """The scenario's parameters with their defaults filled in."""
+    return {"dtype": "fp32", "d_hid": 16, "mb_size": 2, "seed": 0, "iterations": 1, "mode": "train",
+            "builder": "manual", "kwargs": False, "scale_grads": None, "n_microbatches": None, "lr": 0.1,
+            "reference": True, **params}
+
+
+def prepare(ctx: RankContext, params: dict) -> ScheduleRun:
+    """Build the reference model, this rank's stages and the schedule over them."""
     import torch
 
-    p = {"dtype": "fp32", "d_hid": 16, "mb_size": 2, "seed": 0, "iterations": 1, "mode": "train",
-         "builder": "manual", "kwargs": False, "scale_grads": None, "n_microbatches": None, "lr": 0.1, **params}
+    p = schedule_params(params)
     name = p["schedule"]
     cls = _schedule_class(name)
     dtype = getattr(torch, DTYPES[p["dtype"]])
@@ -225,7 +289,6 @@ def run_schedule(ctx: RankContext, params: dict) -> dict:
     n_st = num_stages(name, world)
     n_mb = p["n_microbatches"] or default_microbatches(name, world)
     sids = stage_ids(name, ctx.rank, world)
-    train = p["mode"] == "train"
     sched_kw = {}
     has_scale_arg = "scale_grads" in inspect.signature(cls.__init__).parameters
     if p["scale_grads"] is not None and has_scale_arg:
@@ -234,69 +297,112 @@ def run_schedule(ctx: RankContext, params: dict) -> dict:
     scaled = (p["scale_grads"] if p["scale_grads"] is not None else True) if has_scale_arg else False
 
     inputs = make_inputs(p, device, dtype, n_mb)
-    ref = build_model(p, device, dtype)
-    ref_params = dict(ref.named_parameters())
+    ref = build_model(p, device, dtype) if p["reference"] else None
     stages, names = build_stages(p, ctx, sids, n_st, device, dtype, inputs)
     if name in SINGLE:
         sched = cls(stages[0], n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
     else:
         sched = cls(stages, n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
+    ref_params = dict(ref.named_parameters()) if ref is not None else {}
+    return ScheduleRun(p=p, name=name, world=world, rank=ctx.rank, dev_type=ctx.device_type, n_mb=n_mb,
+                       sids=sids, train=p["mode"] == "train", scaled=scaled, inputs=inputs, ref=ref,
+                       ref_params=ref_params, stages=stages, names=names, sched=sched,
+                       first=any(s.is_first for s in stages), last=any(s.is_last for s in stages))
 
-    first = any(s.is_first for s in stages)
-    last = any(s.is_last for s in stages)
-    dev_type = ctx.device_type
-    counts = {"losses": 0, "outputs": 0, "grads": 0, "no_grads": 0, "stages": sids, "last": last, "n_mb": n_mb}
-    for it in range(p["iterations"]):
-        ref.zero_grad(set_to_none=True)
-        for st in stages:
-            st.submod.zero_grad(set_to_none=True)
-        exp_out, exp_losses = reference_step(ref, inputs, n_mb, train=train, scale_grads=scaled,
-                                             with_kwargs=p["kwargs"])
-        args = (inputs["x"],) if first else ()
-        kwargs = {"scale": inputs["scale"]} if p["kwargs"] else {}
-        losses: list = []
-        target = inputs["y"] if last else None
-        if train:
-            out = sched.step(*args, target=target, losses=losses, **kwargs)
-        else:
-            if not hasattr(sched, "eval"):
-                raise Skip("not applicable: eval needs torch >= 2.9")
-            out = sched.eval(*args, target=target, losses=losses, **kwargs)
-        where = f"{name} world {world} rank {ctx.rank} iteration {it}"
-        if last:
-            assert_equal(f"{name}.step", len(losses), n_mb, f"number of microbatch losses ({where})")
-            for i, (got, exp) in enumerate(zip(losses, exp_losses)):
-                assert_close(f"{name}.step", got.detach(), exp, device=dev_type, what=f"loss of microbatch {i} ({where})")
-                counts["losses"] += 1
-            if out is None:
-                raise AssertionError(f"{name}.step: last stage returned no outputs ({where})")
-            assert_close(f"{name}.step", out.detach(), exp_out, device=dev_type, what=f"merged outputs ({where})")
-            counts["outputs"] += 1
-        for st, mapping in zip(stages, names):
-            for pname, prm in st.submod.named_parameters():
-                rname = mapping[pname]
-                if rname not in ref_params:
-                    rname = rname.replace("_", ".")
-                if rname not in ref_params:
-                    raise AssertionError(f"stage {st.stage_index} parameter {pname!r} has no counterpart in the model")
-                if not train:
-                    if prm.grad is not None and prm.grad.abs().sum().item() != 0:
-                        raise AssertionError(f"{name}.eval: stage {st.stage_index} {pname} got a gradient ({where})")
-                    counts["no_grads"] += 1
-                    continue
-                if prm.grad is None:
-                    raise AssertionError(f"{name}.step: stage {st.stage_index} {pname} has no gradient ({where})")
-                assert_grad_close(f"{name}.step", prm.grad, ref_params[rname].grad, device=dev_type,
-                                  what=f"gradient of {rname} on stage {st.stage_index} ({where})")
-                counts["grads"] += 1
-        if train and it + 1 < p["iterations"]:
-            # Same SGD update on both sides so the next iteration starts from the same (moved) weights.
-            with torch.no_grad():
-                for prm in ref.parameters():
-                    prm.sub_(p["lr"] * prm.grad)
-                for st in stages:
-                    for prm in st.submod.parameters():
-                        prm.sub_(p["lr"] * prm.grad)
+
+def zero_grads(run: ScheduleRun) -> None:
+    if run.ref is not None:
+        run.ref.zero_grad(set_to_none=True)
+    for st in run.stages:
+        st.submod.zero_grad(set_to_none=True)
+
+
+def run_step(run: ScheduleRun, *, train: bool | None = None, return_outputs: bool = True) -> tuple[Any, list]:
+    """One `step()` (or `eval()`) of the schedule over the whole batch; returns (merged outputs, losses)."""
+    train = run.train if train is None else train
+    args = (run.inputs["x"],) if run.first else ()
+    kwargs = {"scale": run.inputs["scale"]} if run.p["kwargs"] else {}
+    if not return_outputs:
+        kwargs["return_outputs"] = False
+    losses: list = []
+    target = run.inputs["y"] if run.last else None
+    if train:
+        return run.sched.step(*args, target=target, losses=losses, **kwargs), losses
+    if not hasattr(run.sched, "eval"):
+        raise Skip("not applicable: eval needs torch >= 2.9")
+    return run.sched.eval(*args, target=target, losses=losses, **kwargs), losses
+
+
+def check_last_stage(run: ScheduleRun, out, losses: list, exp_out, exp_losses: list, where: str, counts: dict) -> None:
+    """The last stage: one loss per microbatch and the merged outputs, each equal to the unsplit model's."""
+    name = run.name
+    assert_equal(f"{name}.step", len(losses), run.n_mb, f"number of microbatch losses ({where})")
+    for i, (got, exp) in enumerate(zip(losses, exp_losses, strict=True)):
+        assert_close(f"{name}.step", got.detach(), exp, device=run.dev_type, what=f"loss of microbatch {i} ({where})")
+        counts["losses"] += 1
+    if out is None:
+        raise AssertionError(f"{name}.step: last stage returned no outputs ({where})")
+    assert_close(f"{name}.step", out.detach(), exp_out, device=run.dev_type, what=f"merged outputs ({where})")
+    counts["outputs"] += 1
+
+
+def check_gradients(run: ScheduleRun, where: str, counts: dict) -> None:
+    """Every parameter of this rank's stages: the unsplit model's gradient in train mode, none in eval."""
+    name = run.name
+    for st, mapping in zip(run.stages, run.names, strict=True):
+        for pname, prm in st.submod.named_parameters():
+            rname = mapping[pname]
+            if rname not in run.ref_params:
+                rname = rname.replace("_", ".")
+            if rname not in run.ref_params:
+                raise AssertionError(f"stage {st.stage_index} parameter {pname!r} has no counterpart in the model")
+            if not run.train:
+                if prm.grad is not None and prm.grad.abs().sum().item() != 0:
+                    raise AssertionError(f"{name}.eval: stage {st.stage_index} {pname} got a gradient ({where})")
+                counts["no_grads"] += 1
+                continue
+            if prm.grad is None:
+                raise AssertionError(f"{name}.step: stage {st.stage_index} {pname} has no gradient ({where})")
+            assert_grad_close(f"{name}.step", prm.grad, run.ref_params[rname].grad, device=run.dev_type,
+                              what=f"gradient of {rname} on stage {st.stage_index} ({where})")
+            counts["grads"] += 1
+
+
+def sgd_update(run: ScheduleRun) -> None:
+    """Same SGD update on both sides so the next iteration starts from the same (moved) weights."""
+    import torch
+
+    lr = run.p["lr"]
+    with torch.no_grad():
+        for prm in run.ref.parameters():
+            prm.sub_(lr * prm.grad)
+        for st in run.stages:
+            for prm in st.submod.parameters():
+                prm.sub_(lr * prm.grad)
+
+
+@register("schedule")
+def run_schedule(ctx: RankContext, params: dict) -> dict:
+    """One schedule, on this rank's stages, for `iterations` steps, checked against the unsplit model."""
+    run = prepare(ctx, params)
+    tracer = trace.Tracer(ctx.device_type)
+    tracer.attach_all(run.stages)  # every schedule check records what it executed (cheap: a tuple per action)
+    counts = {"losses": 0, "outputs": 0, "grads": 0, "no_grads": 0, "stages": run.sids, "last": run.last,
+              "n_mb": run.n_mb}
+    for it in range(run.p["iterations"]):
+        zero_grads(run)
+        exp_out, exp_losses = reference_step(run.ref, run.inputs, run.n_mb, train=run.train, scale_grads=run.scaled,
+                                             with_kwargs=run.p["kwargs"])
+        tracer.begin()
+        out, losses = run_step(run)
+        tracer.end()
+        where = f"{run.name} world {run.world} rank {run.rank} iteration {it}"
+        if run.last:
+            check_last_stage(run, out, losses, exp_out, exp_losses, where, counts)
+        check_gradients(run, where, counts)
+        if run.train and it + 1 < run.p["iterations"]:
+            sgd_update(run)
+    counts["actions"] = len(tracer.actions)
     return counts
 
 
