@@ -6,8 +6,8 @@ with all stages local. Ids are plain strings so the same ids exist in every env 
 
 import pytest
 
-from conformance.torchenv.api import require
 from conformance.suite.ranks.schedules import N_LAYERS, SCHEDULES, SINGLE, V_SHAPED, default_microbatches
+from conformance.torchenv.api import require
 
 WORLDS = [1, 2, 4]
 N_PARAMS = 2 * N_LAYERS  # weight and bias of each block's Linear
