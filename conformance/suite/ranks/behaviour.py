@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conformance.pool.scenarios import RankContext, Skip, register
+from conformance.suite import numerics_state
 from conformance.suite.ranks import schedules, trace
 
 GROWTH_STEPS = 4  # steps per mode; the live state after step k must equal the state after step 2
@@ -137,6 +138,8 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
         # cost; the bounds still separate depth-first from breadth-first (2S in flight vs at most 3p - 1).
         params.setdefault("n_microbatches", schedules.num_stages(params["schedule"], ctx.world_size))
     traced = params.pop("trace", True)
+    devices = [ctx.device_type]
+    state_before = numerics_state.snapshot(devices)
     run = schedules.prepare(ctx, params)
     out: dict[str, Any] = {"rank": ctx.rank, "host": socket.gethostname(), "stages": run.sids, "n_mb": run.n_mb}
     if traced:
@@ -152,6 +155,10 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
         for mode in modes:
             live[mode] = growth(run, mode, measure)
     out.update(live_unit=unit, live=live)
+    # Pipelining must leave torch's global numerics state as found (the pytest side fails the check otherwise).
+    out["numerics_state"] = numerics_state.compare(state_before, numerics_state.snapshot(devices))
+    if out["numerics_state"]:
+        numerics_state.restore_defaults()  # the pool's next check on this rank must not inherit it
     return out
 
 
