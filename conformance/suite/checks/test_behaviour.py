@@ -181,7 +181,9 @@ def summarize_cost(schedule: str, world: int, data: list[dict]) -> dict:
     return {"schedule": schedule, "world": world, "n_mb": n_mb, "steps": len(steps), "step_ms": round(step, 3),
             "ideal_ms": round(ideal, 3), "bubble": round(max(0.0, 1 - ideal / step), 4),
             "bubble_theory": None if theory is None else round(theory, 4), "bubble_theory_source": theory_src,
-            "peak_bytes": {str(d["rank"]): d["peak_bytes"] for d in data}, "device": data[0].get("device_name", "")}
+            "peak_bytes": {str(d["rank"]): d["peak_bytes"] for d in data},
+            "base_bytes": {str(d["rank"]): d.get("base_bytes", 0) for d in data},
+            "device": data[0].get("device_name", "")}
 
 
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)

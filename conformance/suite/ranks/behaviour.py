@@ -172,6 +172,8 @@ def run_step_cost(ctx: RankContext, params: dict) -> dict:
         raise Skip(f"not applicable: step cost is measured on accelerators only (device {ctx.device_type})")
     p = {"d_hid": 8192, "mb_size": 256, "n_microbatches": 8, "dtype": "bf16", "layers_per_rank": 4,
          "warmup": 3, "steps": 7, **params}
+    gc.collect()  # the previous check's model and stages (reference cycles) must not count in this one's peak
+    module.empty_cache()
     run = cost_run(ctx, p)
     ideal_ms = single_stage_ms(run, module)
     tracer = trace.Tracer(ctx.device_type)
@@ -182,6 +184,7 @@ def run_step_cost(ctx: RankContext, params: dict) -> dict:
         schedules.run_step(run, train=True)
     module.synchronize()
     module.reset_peak_memory_stats()
+    base = int(module.memory_allocated())
     times = []
     import torch.distributed as dist
 
@@ -199,7 +202,7 @@ def run_step_cost(ctx: RankContext, params: dict) -> dict:
         if tracer.enabled:
             tracer.end()
     return {"rank": ctx.rank, "stages": run.sids, "n_mb": run.n_mb, "step_ms": times, "ideal_stage_ms": ideal_ms,
-            "peak_bytes": int(module.max_memory_allocated()), "trace": tracer.actions,
+            "peak_bytes": int(module.max_memory_allocated()), "base_bytes": base, "trace": tracer.actions,
             "device_name": module.get_device_name() if hasattr(module, "get_device_name") else ctx.device_type}
 
 
@@ -209,23 +212,32 @@ def cost_run(ctx: RankContext, p: dict) -> schedules.ScheduleRun:
     layers = p["layers_per_rank"] * ctx.world_size
     if layers % n_st:
         layers = n_st * max(1, layers // n_st)
-    return schedules.prepare(ctx, {**p, "model": "gelu_mlp", "n_layers": layers})
+    return schedules.prepare(ctx, {**p, "model": "gelu_mlp", "n_layers": layers, "reference": False})
 
 
 def single_stage_ms(run: schedules.ScheduleRun, module: Any, repeats: int = 10) -> float:
-    """One stage's forward+backward of one microbatch, alone (median of `repeats`): the unit of the ideal step."""
+    """This rank's stages' forward+backward of one microbatch, each alone, back to back: the unit of the ideal step.
+
+    Timed over `repeats` rounds after 3 warm-ups with one synchronize at each end, so launch latency overlaps as it
+    does inside a schedule; with v local stages this is the sum over them (one microbatch through all of them).
+    """
     import torch
 
-    stage = run.stages[0]
-    x = run.inputs["x_mbs"][0].detach().requires_grad_(True)
-    samples = []
-    for i in range(repeats + 3):
+    total = 0.0
+    for stage in run.stages:
+        x = run.inputs["x_mbs"][0].detach().requires_grad_(True)
+
+        def once(stage: Any = stage, x: Any = x) -> None:
+            out = stage.submod(x)
+            torch.autograd.backward(out, torch.ones_like(out))
+
+        for _ in range(3):
+            once()
         module.synchronize()
         t0 = time.perf_counter()
-        out = stage.submod(x)
-        torch.autograd.backward(out, torch.ones_like(out))
+        for _ in range(repeats):
+            once()
         module.synchronize()
-        if i >= 3:
-            samples.append((time.perf_counter() - t0) * 1e3)
-    stage.submod.zero_grad(set_to_none=True)
-    return sorted(samples)[len(samples) // 2]
+        total += (time.perf_counter() - t0) * 1e3 / repeats
+        stage.submod.zero_grad(set_to_none=True)
+    return total
