@@ -1,0 +1,283 @@
+"""Guard rails on the package's shape: no import cycles, no test code in the wheel, settings declared once and
+documented, every package saying whether it may import torch, CI running lint and types."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conformance import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "conformance"
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name, for its __init__)."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that can run, at any depth (functions included); `if TYPE_CHECKING:` blocks never run."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _targets(name: str, path: Path, node: ast.Import | ast.ImportFrom, known: set[str]) -> set[str]:
+    """The package modules one import statement loads (a `from pkg import sub` loads the submodule)."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name in known}
+    base = node.module or ""
+    if node.level:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            package = package.rpartition(".")[0]
+        base = f"{package}.{base}" if base else package
+    out = set()
+    for alias in node.names:
+        sub = f"{base}.{alias.name}"
+        if sub in known:
+            out.add(sub)
+        elif base in known:
+            out.add(base)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        graph[name] = set().union(*(_targets(name, path, n, known) for n in _runtime_imports(tree))) - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each as one concrete cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    comps: list[set[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comps.append(comp)
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * len(graph) + 100))
+    try:
+        for v in sorted(graph):
+            if v not in index:
+                strong(v)
+    finally:
+        sys.setrecursionlimit(limit)
+    return [_one_cycle(graph, comp) for comp in comps]
+
+
+def _one_cycle(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
+    start = min(comp)
+    paths = {start: [start]}
+    todo = [start]
+    while todo:
+        v = todo.pop(0)
+        for w in sorted(graph[v] & comp):
+            if w == start:
+                return [*paths[v], start]
+            if w not in paths:
+                paths[w] = [*paths[v], w]
+                todo.append(w)
+    raise AssertionError(f"no cycle through {start} in {sorted(comp)}")
+
+
+def test_cycle_finder_finds_function_level_cycles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+    tree = ast.parse("def f():\n    from conformance.suite import plugin\n"
+                     "if TYPE_CHECKING:\n    import conformance.x\n")
+    imports = _runtime_imports(tree)
+    assert len(imports) == 1 and isinstance(imports[0], ast.ImportFrom)
+    known = {"conformance.suite", "conformance.suite.plugin"}
+    assert _targets("conformance.a", PACKAGE / "a.py", imports[0], known) == {"conformance.suite.plugin"}
+
+
+def test_package_has_no_import_cycles_counting_function_level_imports():
+    graph = import_graph()
+    assert len(graph) > 40 and "conformance.suite.plugin" in graph
+    found = cycles(graph)
+    assert not found, "import cycles (function-level imports included):\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+# --- the wheel ------------------------------------------------------------------------------------------------
+
+def _build_wheel(tmp: Path, plant: dict[str, str] | None = None) -> Path:
+    """Build the wheel from a copy of the checkout (plus `plant`: extra files by path), leaving the tree clean."""
+    src = tmp / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
+    shutil.copytree(PACKAGE, src / "conformance", ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "setup.cfg", "setup.py"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, src / name)
+    for rel, text in (plant or {}).items():
+        (src / rel).write_text(text, encoding="utf-8")
+    isolation = []
+    try:
+        import setuptools  # noqa: F401 - a local build backend spares the network
+
+        isolation = ["--no-build-isolation"]
+    except ImportError:
+        pass
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "--wheel-dir",
+                           str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (wheel,) = (tmp / "dist").glob("pp_conformance-*.whl")
+    return wheel
+
+
+def wheel_problems(wheel: Path) -> list[str]:
+    """Test-only code in a wheel: fault or crash modules, tests, and CONFORMANCE_TEST_* switches in its sources."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        sources = {n: zf.read(n).decode("utf-8") for n in names if n.endswith(".py")}
+    assert "conformance/suite/plugin.py" in names and "conformance/suite/checks/pytest.ini" in names, names
+    problems = [f"module {n}" for n in names if re.search(r"fault|crash", n, re.I)]
+    problems += [f"test file {n}" for n in names if n.startswith("tests/") or "/support/" in n]
+    for name, text in sources.items():
+        problems += [f"switch {s} in {name}" for s in sorted(set(re.findall(r"CONFORMANCE_TEST_\w*", text)))]
+    return problems
+
+
+def test_wheel_holds_no_fault_injection_and_no_crash_switch(tmp_path):
+    assert wheel_problems(_build_wheel(tmp_path / "clean")) == []
+    # the same inspection on a wheel that does ship them
+    planted = _build_wheel(tmp_path / "planted", {"conformance/pool/faults.py": '"""Faults."""\n',
+                                                  "conformance/signals.py": 'CRASH = "CONFORMANCE_TEST_CRASH"\n'})
+    assert wheel_problems(planted) == ["module conformance/pool/faults.py",
+                                       "switch CONFORMANCE_TEST_CRASH in conformance/signals.py"]
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+
+def _string_constants(tree: ast.AST) -> list[str]:
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def _declared_patterns() -> list[re.Pattern[str]]:
+    # `CONFORMANCE_<DEVICE>_INDEX` stands for one variable per device (CONFORMANCE_CUDA_INDEX, ...)
+    return [re.compile(re.escape(s.name).replace(re.escape("<DEVICE>"), "[A-Z0-9]+") + "$") for s in settings.ALL]
+
+
+def test_every_conformance_variable_in_the_package_is_declared_in_settings():
+    patterns, names = _declared_patterns(), set(settings.by_name())
+    undeclared: dict[str, set[str]] = {}
+    for name, path in _modules().items():
+        for text in _string_constants(ast.parse(path.read_text(encoding="utf-8"))):
+            for var in re.findall(r"\bCONFORMANCE_[A-Z0-9_<>]*[A-Z0-9>]", text):
+                if var not in names and not any(p.match(var) for p in patterns):
+                    undeclared.setdefault(var, set()).add(name)
+    assert not undeclared, f"CONFORMANCE_* names used but not declared in conformance/settings.py: {undeclared}"
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"^(#+) {re.escape(title)}\n(.*?)(?=^#{{1,3}} )", text, re.M | re.S)
+    assert match, f"README has no section {title!r}"
+    return match.group(2)
+
+
+def readme_setting_row(s: settings.Setting) -> str:
+    """A Settings table row as the README writes it: variable, default, help (pipes escaped)."""
+    default = f"`{s.default}`" if s.default else "-"
+    text = s.help.replace("|", "\\|")
+    return f"| `{s.name}` | {default} | {text} |"
+
+
+def test_readme_settings_table_lists_every_setting_with_its_default_and_help():
+    section = _readme_section("Settings")
+    rows = [line for line in section.splitlines() if line.startswith("| `CONFORMANCE_")]
+    want = [readme_setting_row(s) for s in settings.ALL if not s.internal]
+    assert rows == want, "README 'Settings' table differs from conformance/settings.py ALL:\n" + "\n".join(
+        f"- {r}" for r in rows if r not in want) + "\n" + "\n".join(f"+ {w}" for w in want if w not in rows)
+
+
+# --- package docstrings -----------------------------------------------------------------------------------------
+
+TORCH_POLICY = re.compile(r"(never imports? torch|no torch|must not import torch|may import torch|imports? torch)",
+                          re.I)
+
+
+def test_every_package_docstring_says_whether_it_may_import_torch():
+    silent = []
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        if not TORCH_POLICY.search(doc):
+            silent.append(str(init.relative_to(ROOT)))
+    assert not silent, f"package docstrings that do not say whether the package may import torch: {silent}"
+
+
+# --- CI runs the guard rails ------------------------------------------------------------------------------------
+
+def test_ci_runs_lint_and_type():
+    yaml = pytest.importorskip("yaml")
+    ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^tox -e lint,type\b", ci_run, re.M), ".ci/run must run the lint and type envs"
+    assert re.search(r"^tox -e cpu,report,tests$", ci_run, re.M), ".ci/run must run the README's test command"
+    wf = yaml.safe_load((ROOT / ".github/workflows/conformance.yml").read_text(encoding="utf-8"))
+    on = wf.get("on", wf.get(True))
+    assert "push" in on and not (on["push"] or {}).get("branches"), "the project job must run on every push"
+    project = wf["jobs"]["project"]
+    assert "if" not in project
+    assert any("tox -e tests,lint,type" in step.get("run", "") for step in project["steps"])
+    tox = (ROOT / "tox.ini").read_text(encoding="utf-8")
+    assert "[testenv:lint]" in tox and "[testenv:type]" in tox
