@@ -218,8 +218,8 @@ def cost_run(ctx: RankContext, p: dict) -> schedules.ScheduleRun:
 def single_stage_ms(run: schedules.ScheduleRun, module: Any, repeats: int = 10) -> float:
     """This rank's stages' forward+backward of one microbatch, each alone, back to back: the unit of the ideal step.
 
-    Timed over `repeats` rounds after 3 warm-ups with one synchronize at each end, so launch latency overlaps as it
-    does inside a schedule; with v local stages this is the sum over them (one microbatch through all of them).
+    Timed over `repeats` back-to-back runs after 3 warm-ups with one synchronize at each end, so launch latency
+    overlaps as it does inside a schedule; with v local stages this is the sum over them.
     """
     import torch
 
@@ -233,11 +233,14 @@ def single_stage_ms(run: schedules.ScheduleRun, module: Any, repeats: int = 10) 
 
         for _ in range(3):
             once()
-        module.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            once()
-        module.synchronize()
-        total += (time.perf_counter() - t0) * 1e3 / repeats
+        rounds = []
+        for _ in range(3):  # the fastest of 3 rounds: noise (clocks, other work) only ever adds time
+            module.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                once()
+            module.synchronize()
+            rounds.append((time.perf_counter() - t0) * 1e3 / repeats)
+        total += min(rounds)
         stage.submod.zero_grad(set_to_none=True)
     return total
