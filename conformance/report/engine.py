@@ -18,6 +18,7 @@ from conformance import errors
 from conformance.output import STDOUT, commit, discard, stage
 from conformance.report import baseline as baseline_mod
 from conformance.report import model as m
+from conformance.report import stepcost
 from conformance.report.console import safe_line, summary_lines, warning_line
 from conformance.report.html import render_html
 from conformance.report.inputs import MERGED_NAME, find_inputs, read_inputs
@@ -114,6 +115,7 @@ def build(opts: Options, envs: list[m.EnvResult], warnings: list[m.InputWarning]
         except baseline_mod.BaselineError as exc:
             raise baseline_mod.BaselineError(f"--baseline: {exc}") from None
         matrix.baseline = baseline_mod.diff(matrix, before, opts.baseline)
+        matrix.baseline.step_time = stepcost.regressions(matrix, opts.baseline)
     return matrix
 
 
@@ -145,7 +147,8 @@ def write_reports(opts: Options, matrix: m.Matrix, out_dir: Path) -> list[Path]:
     except OSError as exc:
         raise errors.UsageError(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}; the previous "
                                 "reports were kept") from None
-    return targets
+    traces = stepcost.write_chrome_traces(matrix, out_dir)
+    return targets + ([out_dir / stepcost.TRACE_DIR] if traces else [])
 
 
 def print_warnings(warnings: list[m.InputWarning], streams: Streams) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from html import escape
 
 from conformance.report import model as m
+from conformance.report import stepcost
 from conformance.report.html_assets import CSS, JS
 
 MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
@@ -79,7 +80,7 @@ _SHOWN = {k for _, keys in _META for k in keys} | {"env", "device", "device_name
 def _env_title(col: m.EnvColumn) -> str:
     lines = [f"{k}: {v}" for k, v in _meta(col) if v]
     # Properties this page has no column for (a newer plugin, another tool) are still shown, never dropped.
-    lines += [f"{k}: {v}" for k, v in col.properties.items() if k not in _SHOWN and v]
+    lines += [f"{k}: {v}" for k, v in stepcost.plain(col.properties).items() if k not in _SHOWN and v]
     lines.append(f"file: {col.result.path} ({col.result.time:.1f} s of checks)")
     return "\n".join(lines)
 
@@ -235,6 +236,7 @@ def render_html(matrix: m.Matrix) -> str:
         *_env_table(matrix),
         *_warnings(matrix),
         *_baseline(matrix),
+        *stepcost.html_parts(matrix),
         ('<h2 id="matrix-title">Matrix <span class="meta">divergent checks first, then by area; '
         "click an underlined cell for its message</span></h2>"),
         f'<p class="legend meta">{legend}</p>',

@@ -9,7 +9,11 @@ Layout (format 2)::
       "envs": [{"name": "cuda", "file": "reports/cuda.xml", "files": 1, "sha256": "...", "incomplete": "",
                 "properties": {"torch_version": "...", ...},   # suite properties as written by the plugin
                 "counts": {"passed": 41, ..., "missing": 0}, "total": 48,
-                "time": 12.5}],                       # seconds; null when the sum overflows a float
+                "time": 12.5,                         # seconds; null when the sum overflows a float
+                "stepcost": [{"schedule", "world", "step_ms", "ideal_ms", "bubble", "bubble_theory",
+                              "peak_bytes": {rank: n}, ...}],   # only envs with step costs (report/stepcost.py)
+                "traces": ["test_behaviour_dependencies[...]"]}],  # only envs with traces; the properties
+                                                      # `stepcost:*`/`trace:*` themselves are left out
       "absent_envs": ["xpu"],                         # --expect names without a file
       "totals": {"passed": ..., ...},                 # sum of the env counts
       "checks": 48, "divergent": 5,
@@ -34,13 +38,15 @@ import json
 from typing import Any
 
 from conformance.report import model as m
+from conformance.report import stepcost
 
 # Changelog of FORMAT (bump on any change a reader could notice; readers check it):
 #   1: first version.
 #   2: rows are sparse: "cells" maps env name -> {"outcome", "time", "message"?, "runs"?} for the envs that have
 #      the check, replacing the env-aligned "outcomes"/"times" lists and "messages"; "runs" lists every outcome
 #      of an id repeated in one env; warnings carry a "slug"; envs carry "files"; an env "time" that overflows a
-#      float is null (was Infinity, which is not JSON).
+#      float is null (was Infinity, which is not JSON). Optional (readers of 2 ignore them): env "stepcost" and
+#      "traces" where the suite measured them; "baseline"."step_time" where step times regressed.
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # what `--baseline` accepts
 
@@ -68,7 +74,8 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
         "generated_at": matrix.generated_at,
         "outcomes": list(m.OUTCOMES),
         "envs": [{"name": c.name, "file": c.result.path, "files": c.result.files, "sha256": c.result.sha256,
-                  "incomplete": c.result.incomplete, "properties": c.properties,
+                  "incomplete": c.result.incomplete, "properties": stepcost.plain(c.properties),
+                  **stepcost.env_json(c.properties),
                   "counts": c.counts.as_dict(), "total": c.counts.total, "time": _time(c.result)}
                  for c in matrix.envs],
         "absent_envs": matrix.absent_envs,

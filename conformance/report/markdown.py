@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from conformance.report import model as m
+from conformance.report import stepcost
 
 if TYPE_CHECKING:
     from conformance.report.baseline import BaselineDiff
@@ -193,6 +194,10 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     diff = matrix.baseline
     if diff is not None:
         _baseline(out, diff, cut)
+    for line in stepcost.markdown_lines(matrix):
+        if not out.add(line):
+            cut.append("step-cost lines")
+            break
     _divergent_table(out, view, cut)
     _consistent_table(out, view, cut)
     tail = []

@@ -345,6 +345,7 @@ class BaselineDiff:
     removed: list[Change] = field(default_factory=list)  # check gone from every env of this run
     new_envs: list[str] = field(default_factory=list)
     removed_envs: list[str] = field(default_factory=list)
+    step_time: list[dict[str, Any]] = field(default_factory=list)  # step-time regressions (report/stepcost.py)
 
     def to_data(self) -> dict[str, Any]:
         def rows(changes: list[Change]) -> list[dict[str, str]]:
@@ -352,7 +353,7 @@ class BaselineDiff:
 
         return {"path": self.path, "regressions": rows(self.regressions), "fixes": rows(self.fixes),
                 "new": rows(self.new), "removed": rows(self.removed), "new_envs": self.new_envs,
-                "removed_envs": self.removed_envs}
+                "removed_envs": self.removed_envs, **({"step_time": self.step_time} if self.step_time else {})}
 
     def summary(self) -> str:
         return (f"{len(self.regressions)} regressions, {len(self.fixes)} fixes, {len(self.new)} new, "

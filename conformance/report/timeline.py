@@ -1,0 +1,88 @@
+"""The pipeline timeline of one measured trace as inline SVG: one lane per rank, F/I/W/B coloured, idle visible.
+
+Input: a trace as the suite records it (`trace:<check>` suite property): {"schedule", "world", "unit": "us",
+"ranks": {"0": [[stage, kind, microbatch, start_us, end_us], ...]}}. The lane background is the idle colour, so
+every gap between actions is the bubble as measured on that rank.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+COLOURS = {"F": "#4e79a7", "I": "#f28e2b", "W": "#59a14f", "B": "#e15759"}
+KIND_NAMES = {"F": "forward", "I": "input gradient", "W": "weight gradient", "B": "full backward"}
+IDLE = "#e8e8e8"
+LANE_H, GAP, LEFT, TOP, AXIS = 22, 6, 64, 8, 22
+
+
+def span(trace: dict[str, Any]) -> tuple[int, int]:
+    acts = [a for acts in trace["ranks"].values() for a in acts]
+    if not acts:
+        return 0, 0
+    return min(a[3] for a in acts), max(a[4] for a in acts)
+
+
+def idle_fraction(actions: list, t0: int, t1: int) -> float:
+    """The share of [t0, t1] this rank spent in no compute action."""
+    busy = sum(max(0, a[4] - a[3]) for a in actions)
+    return 1 - busy / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _ticks(total_us: int) -> list[int]:
+    """Axis ticks at 1, 2, 5 x 10^k microseconds, at most about 8 of them."""
+    k, step = 0, 1
+    while total_us / step > 8:
+        k += 1
+        step = (1, 2, 5)[k % 3] * 10 ** (k // 3)
+    return list(range(0, total_us + 1, step))
+
+
+def svg(trace: dict[str, Any], width: int = 960) -> str:
+    """The timeline; each action has a tooltip (`<title>`) naming it and its duration."""
+    t0, t1 = span(trace)
+    total = max(1, t1 - t0)
+    ranks = sorted(trace["ranks"], key=int)
+    plot_w = width - LEFT - 8
+    height = TOP + len(ranks) * (LANE_H + GAP) + AXIS
+
+    def x(t: int) -> float:
+        return LEFT + (t - t0) * plot_w / total
+
+    label = f"{trace.get('schedule', '')} world {trace.get('world', '')}"
+    parts = [(f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="timeline of {escape(label)}">')]
+    for lane, r in enumerate(ranks):
+        y = TOP + lane * (LANE_H + GAP)
+        acts = trace["ranks"][r]
+        idle = idle_fraction(acts, t0, t1)
+        parts.append(f'<text x="4" y="{y + LANE_H * 0.7:.1f}" font-size="11">rank {escape(r)}</text>')
+        parts.append(f'<rect class="idle" x="{LEFT}" y="{y}" width="{plot_w}" height="{LANE_H}" fill="{IDLE}">'
+                     f"<title>rank {escape(r)}: idle {idle:.0%} of the step</title></rect>")
+        several = len({q[0] for q in acts}) > 1
+        for s, k, mb, a, b in acts:
+            w = max(0.5, x(b) - x(a))
+            tip = f"rank {r}: stage {s} {KIND_NAMES.get(k, k)} of microbatch {mb}, {(b - a) / 1000:.3f} ms"
+            parts.append(f'<rect class="act k-{escape(k)}" x="{x(a):.1f}" y="{y}" width="{w:.1f}" height="{LANE_H}" '
+                         f'fill="{COLOURS.get(k, "#999")}" stroke="#fff" stroke-width="0.5">'
+                         f"<title>{escape(tip)}</title></rect>")
+            if w >= 22:
+                parts.append(f'<text x="{x(a) + w / 2:.1f}" y="{y + LANE_H * 0.7:.1f}" font-size="10" '
+                             f'text-anchor="middle" fill="#fff" pointer-events="none">{escape(k)}{mb}'
+                             f"{f'.{s}' if several else ''}</text>")
+    axis_y = TOP + len(ranks) * (LANE_H + GAP) + 4
+    for tick in _ticks(total):
+        tx = LEFT + tick * plot_w / total
+        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{axis_y - 4}" y2="{axis_y}" stroke="#666"/>'
+                     f'<text x="{tx:.1f}" y="{axis_y + 12}" font-size="10" text-anchor="middle">'
+                     f"{tick / 1000:g} ms</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def legend() -> str:
+    """The colour key, as HTML."""
+    items = [f'<span class="tl-key" style="background:{c}"></span>{escape(k)} {escape(KIND_NAMES[k])}'
+             for k, c in COLOURS.items()]
+    items.append(f'<span class="tl-key" style="background:{IDLE}"></span>idle')
+    return '<p class="meta tl-legend">' + " ".join(items) + "</p>"
