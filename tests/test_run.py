@@ -235,11 +235,13 @@ def test_bad_setting_is_a_usage_error_without_a_report(tmp_path):
 
 
 def test_env_names_match_the_modules_that_read_them():
-    from conformance import faults
-    from conformance.runner import journal
-    from conformance.commands import run
+    import crash
 
-    assert run.JOURNAL_ENV == journal.JOURNAL_ENV and run.CRASH_ENV == faults.CRASH_ENV
+    from conformance import settings
+    from conformance.runner import journal
+
+    assert journal.JOURNAL_ENV == settings.JOURNAL.name
+    assert crash.CRASH_ENV in _OUTER, "the test-only crash switch must not leak into the runs under test"
 
 
 def test_parallel_envs_one_crashing_still_give_a_truthful_report(tmp_path):
@@ -248,7 +250,7 @@ def test_parallel_envs_one_crashing_still_give_a_truthful_report(tmp_path):
     base = [sys.executable, "-m", "conformance", "run", "--device"]
     env = clean_env()
     crashing = subprocess.Popen(base + ["cpu", "--env-name", "cpu", "--junitxml", str(reports / "cpu.xml"), "--",
-                                        "-q", "-k", "seed or identity"],
+                                        "-p", "crash", "-q", "-k", "seed or identity"],
                                 env={**env, "CONFORMANCE_TEST_CRASH": "segfault:seed"},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     healthy = subprocess.Popen(base + ["cpu", "--env-name", "cpu-again", "--junitxml", str(reports / "cpu-again.xml"),

@@ -123,11 +123,13 @@ def restore_defaults() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for path in ("fp32_precision", "cuda.matmul.fp32_precision", "cudnn.fp32_precision"):
-            owner, _, name = path.rpartition(".")
+            owner_path, _, name = path.rpartition(".")
             try:
-                setattr(_attr(torch.backends, owner)() if owner else torch.backends, name, "none")
+                owner = _attr(torch.backends, owner_path)() if owner_path else torch.backends
+                if hasattr(owner, name):  # a build without the fp32_precision API must not gain the attribute
+                    setattr(owner, name, "none")
             except (AttributeError, RuntimeError, TypeError, ValueError):
-                pass  # a build without the fp32_precision API
+                pass
         device.pin_numerics()
     torch.set_default_dtype(torch.float32)
     torch.set_grad_enabled(True)
