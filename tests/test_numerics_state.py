@@ -3,8 +3,9 @@ changes it (single-process checks through checkfaults, the schedule checks throu
 
 from __future__ import annotations
 
-import checkfaults
 import pytest
+
+import checkfaults
 
 torch = pytest.importorskip("torch")
 

@@ -13,7 +13,6 @@ import pytest
 import xmlschema
 
 from conformance import errors
-
 from conftest import JUNIT_XSD
 
 pytest.importorskip("torch", reason="run tests need torch in this interpreter (tox -e tests installs it)")
@@ -77,7 +76,7 @@ def test_cpu_seed_passes_and_records_build(tmp_path):
     assert p["tf32"] == "off" and p["float32_matmul_precision"] == "highest", "fp32 checks must run in fp32"
     for key in ("python_version", "hostname", "start_time", "conformance_version", "torch_variant", "device_names"):
         assert p[key], key
-    assert not list(tmp_path.glob("*.journal")) and not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.lock"))
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".journal", ".partial", ".lock")]
 
 
 def test_absent_device_is_unavailable_and_strict_fails(tmp_path):
@@ -212,8 +211,8 @@ def test_two_runs_never_share_a_report_file(tmp_path):
     out = tmp_path / "cpu.xml"
     env = clean_env(CONFORMANCE_TEST_CRASH="hang:seed")
     first = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(out),
-                              "--time-limit", "60", "--", "-p", "crash", "-q", "-k", "seed"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                              "--time-limit", "60", "--", "-p", "crash", "-q", "-k", "seed"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in first.stdout:
             if "crashing on purpose" in line:
@@ -236,7 +235,6 @@ def test_bad_setting_is_a_usage_error_without_a_report(tmp_path):
 
 def test_env_names_match_the_modules_that_read_them():
     import crash
-
     from conformance import settings
     from conformance.runner import journal
 
