@@ -281,3 +281,45 @@ def test_ci_runs_lint_and_type():
     assert any("tox -e tests,lint,type" in step.get("run", "") for step in project["steps"])
     tox = (ROOT / "tox.ini").read_text(encoding="utf-8")
     assert "[testenv:lint]" in tox and "[testenv:type]" in tox
+
+
+# --- private APIs -------------------------------------------------------------------------------------------------
+
+ADAPTERS = {"conformance.pytest_private", "conformance.suite.torch_private"}
+
+
+def _private_imports(tree: ast.AST) -> list[str]:
+    """Modules of pytest's or torch's internals an import statement names (`_pytest`, `torch.x._y`)."""
+    found = []
+    for node in _runtime_imports(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            continue
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch.utils", "torch.distributed.pipelining"):
+            names += [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] in ("_pytest", "torch") and any(p.startswith("_") and p != "__future__" for p in parts):
+                found.append(name)
+    return found
+
+
+def test_private_pytest_and_torch_apis_only_in_their_adapters():
+    assert _private_imports(ast.parse("from torch.distributed.pipelining import _backward\nimport _pytest.junitxml\n"
+                                      "from torch.utils._pytree import tree_flatten\nimport torch.nn\n")) == [
+        "torch.distributed.pipelining._backward", "_pytest.junitxml", "torch.utils._pytree"]
+    outside = {name: found for name, path in _modules().items() if name not in ADAPTERS
+               for found in [_private_imports(ast.parse(path.read_text(encoding="utf-8")))] if found}
+    assert not outside, f"private pytest/torch modules imported outside the adapters {sorted(ADAPTERS)}: {outside}"
+
+
+def test_installed_pytest_is_in_the_range_the_adapter_is_known_good_for():
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+
+    pin = next(Requirement(r) for r in requires("pp-conformance") or [] if Requirement(r).name == "pytest")
+    assert any(spec.operator == "<" for spec in pin.specifier), "pytest needs an upper bound (pytest_private.py)"
+    assert pin.specifier.contains(version("pytest")), f"pytest {version('pytest')} outside {pin}"
+    doc = ast.get_docstring(ast.parse((PACKAGE / "pytest_private.py").read_text(encoding="utf-8"))) or ""
+    assert all(str(spec.version) in doc for spec in pin.specifier), f"pytest_private.py must name the pin {pin}"

@@ -84,7 +84,8 @@ def run_stages(pipe, args: tuple, kwargs: dict | None = None):
     fx (an Interpreter over `pipe.split_gm`), not Pipe's internal executor.
     """
     import torch
-    from torch.utils._pytree import tree_flatten, tree_unflatten
+
+    from conformance.suite.torch_private import tree_flatten, tree_unflatten
 
     names = [n.target for n in pipe.split_gm.graph.nodes if n.op == "placeholder"]
     kwargs = kwargs or {}

@@ -14,6 +14,7 @@ import pytest
 
 from conformance.suite import models, splitting
 from conformance.suite.assertions import assert_grads_close
+from conformance.suite.torch_private import pipelining_backward, tree_flatten
 from conformance.torchenv import api
 
 DTYPES = ["fp32", "bf16"]
@@ -85,7 +86,6 @@ def _backward_order(calls):
 def _flat_outputs_with_grads(call, grads):
     """The stage's output tensors that some later stage sent a gradient for, with those gradients."""
     import torch
-    from torch.utils._pytree import tree_flatten
 
     outs, out_grads = [], []
     for t in tree_flatten(call.output)[0]:
@@ -104,7 +104,7 @@ def _hand_back(call, dinputs, grads):
 
 def _run_stage_backward(pipe, args, kwargs, loss_scale=1.0):
     """Forward all stages, then `stage_backward` from the last stage to the first."""
-    from torch.distributed.pipelining._backward import stage_backward
+    stage_backward = pipelining_backward().stage_backward
 
     outputs, calls = splitting.run_stages(pipe, args, kwargs)
     grads: dict = {}
@@ -161,8 +161,9 @@ def test_stage_backward_input_weight(conformance, torch_device, name, dtype):
 
 def _run_stage_backward_input_weight(pipe, args, kwargs) -> dict:
     """Forward all stages, `stage_backward_input` from the last stage to the first, then the deferred weights."""
-    from torch.distributed.pipelining._backward import stage_backward, stage_backward_input, stage_backward_weight
-
+    bw = pipelining_backward()
+    stage_backward, stage_backward_input, stage_backward_weight = (
+        bw.stage_backward, bw.stage_backward_input, bw.stage_backward_weight)
     outputs, calls = splitting.run_stages(pipe, args, kwargs)
     grads: dict = {}
     deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
