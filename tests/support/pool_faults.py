@@ -149,6 +149,17 @@ def _breaking(fault: str, step):
             return step(self, *args, **kwargs)
 
         return step_tf32
+    if fault == "tf32_inside_step":
+        def step_tf32_inside(self, *args, **kwargs):
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = True
+            try:
+                return step(self, *args, **kwargs)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = False
+
+        return step_tf32_inside
     if fault == "default_dtype_left":
         def step_float64(self, *args, **kwargs):
             import torch
