@@ -27,6 +27,7 @@ PREFIXES = (STEPCOST, TRACE)
 STEP_REGRESSION = 0.10
 STEP_REGRESSION_MIN_MS = 0.5
 TRACE_DIR = "traces"
+OPEN_TIMELINES = 3  # per env, the first timelines are drawn open; the others one click away
 
 
 # Display order: the suite's (conformance.suite.ranks.schedules.SCHEDULES); unknown names after, by name.
@@ -66,7 +67,9 @@ def traces(props: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     for k, v in props.items():
         if k.startswith(TRACE) and (d := _load(v)) is not None and isinstance(d.get("ranks"), dict):
             out.append((k[len(TRACE):], d))
-    return sorted(out, key=lambda t: (t[0].split("[")[0], _order(t[1].get("schedule")), int(t[1].get("world") or 0)))
+    # Step-cost traces (a compute-bound model on the device) first, the widest world first: the informative ones.
+    return sorted(out, key=lambda t: (not t[0].startswith("test_step_cost"), -int(t[1].get("world") or 0),
+                                      _order(t[1].get("schedule")), t[0]))
 
 
 def env_json(props: dict[str, str]) -> dict[str, Any]:
@@ -120,7 +123,7 @@ def markdown_lines(matrix: m.Matrix) -> list[str]:
 
 CSS = (".timeline{display:block;margin:4px 0 12px;font-family:sans-serif}.tl-key{display:inline-block;width:12px;"
        "height:12px;margin:0 4px 0 10px;vertical-align:middle}table.stepcost td,table.stepcost th{padding:2px 8px;"
-       "text-align:right}table.stepcost td:first-child{text-align:left}")
+       "text-align:right}table.stepcost td:first-child,table.stepcost th:first-child{text-align:left}")
 
 
 def html_parts(matrix: m.Matrix) -> list[str]:
@@ -148,7 +151,7 @@ def html_parts(matrix: m.Matrix) -> list[str]:
                 t0, t1 = timeline.span(tr)
                 summary = (f"{escape(str(tr.get('schedule', '')))} world {tr.get('world', '')} · "
                            f"{(t1 - t0) / 1000:.2f} ms · {escape(name)}")
-                opened = " open" if i == 0 else ""
+                opened = " open" if i < OPEN_TIMELINES else ""
                 out.append(f'<details class="tl"{opened}><summary>{summary}</summary>{timeline.svg(tr)}</details>')
     return out
 
