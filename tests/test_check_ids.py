@@ -1,4 +1,4 @@
-"""Check ids are a public contract: every id a release shipped is still collected (dashboards and baselines key on them).
+"""Check ids are a public contract: every id a release shipped is still collected (dashboards, baselines key on them).
 
 `tests/data/check_ids.txt` is the list of ids before the package was regrouped by process; new areas may add ids,
 none may disappear or change.

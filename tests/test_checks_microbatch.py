@@ -1,4 +1,4 @@
-"""Fault injection for area C (microbatch utilities): each injected pipelining fault makes its check fail, and only then."""
+"""Fault injection for area C (microbatch utilities): each injected pipelining fault fails its check, and only then."""
 
 import pytest
 
