@@ -26,12 +26,14 @@ Action = tuple[int, str, int, int, int]
 Observer = Callable[[Any, str, int, str], None]  # (stage, kind, microbatch, "before" | "after")
 
 
-def missing_points(stage: Any) -> list[str]:
-    """The trace points this build's stage class lacks (empty when every one exists)."""
-    missing = [f"{type(stage).__name__}.{name}" for name in POINTS.values() if not callable(getattr(stage, name, None))]
+def missing_points(stage: Any, kinds: str = "FB") -> list[str]:
+    """The trace points of `kinds` this build's stage class lacks: F and B are needed to trace at all, W (and
+    `full_backward=`, which makes a backward an I) only by the zero-bubble split (torch >= 2.5)."""
+    cls = type(stage).__name__
+    missing = [f"{cls}.{POINTS[k]}" for k in kinds if not callable(getattr(stage, POINTS[k], None))]
     bwd = getattr(stage, POINTS["B"], None)
-    if bwd is not None and "full_backward" not in inspect.signature(bwd).parameters:
-        missing.append(f"{type(stage).__name__}.backward_one_chunk(full_backward=)")
+    if "W" in kinds and bwd is not None and "full_backward" not in inspect.signature(bwd).parameters:
+        missing.append(f"{cls}.backward_one_chunk(full_backward=)")
     return missing
 
 
@@ -130,7 +132,8 @@ class Tracer:
 
         self._wrap(stage, POINTS["F"], lambda a, k: "F")
         self._wrap(stage, POINTS["B"], kind_of_backward)
-        self._wrap(stage, POINTS["W"], lambda a, k: "W")
+        if callable(getattr(stage, POINTS["W"], None)):
+            self._wrap(stage, POINTS["W"], lambda a, k: "W")
         self._attached.append(stage)
 
     def detach(self) -> None:
