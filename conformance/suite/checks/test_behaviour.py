@@ -156,6 +156,7 @@ def test_behaviour_no_growth(traced, on_ranks, behaviour_cache, schedule, world,
     """Over 4 steps the live state (CPU: live tensors; accelerators: allocated memory) after step k equals step 2."""
     require(schedule, *MODE_APIS[mode])
     if mode == "eval":
+        eval_unusable_here(on_ranks, behaviour_cache, schedule, world)
         data = behaviour_cache.get(("behaviour-eval", schedule, world), lambda: on_ranks(
             world, "behaviour", schedule=schedule, modes=["eval"], trace=False))
     else:
@@ -165,6 +166,31 @@ def test_behaviour_no_growth(traced, on_ranks, behaviour_cache, schedule, world,
         pytest.skip("; ".join(sorted(skips)))
     violation = rules.no_growth(schedule, data, mode)
     assert violation is None, violation
+
+
+def adjacent_local_stages(schedule: str, world: int) -> bool:
+    """Does some rank hold two consecutive stages (the V schedules' middle rank; looped schedules at world 1)?"""
+    return any(abs(a - b) == 1 for r in range(world) for a in stage_ids(schedule, r, world)
+               for b in stage_ids(schedule, r, world))
+
+
+def eval_unusable_here(on_ranks, cache: Cache, schedule: str, world: int) -> None:
+    """Skip a multi-rank eval() growth check as not applicable when eval() itself raises for the same layout.
+
+    With two consecutive stages on one rank, eval() asserts upstream (expectations/all.txt); at world > 1 the other
+    ranks then hang until the pool tears them down, seconds per check. Whether it raises is measured at world 1
+    (in-process, same adjacent layout): once upstream fixes it, the multi-rank checks run again by themselves.
+    """
+    __tracebackhide__ = True
+    if world == 1 or not adjacent_local_stages(schedule, world):
+        return
+    try:
+        cache.get(("behaviour-eval", schedule, 1),
+                  lambda: on_ranks(1, "behaviour", schedule=schedule, modes=["eval"], trace=False))
+    except (Exception, pytest.fail.Exception) as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        pytest.skip(f"{contracts.NOT_APPLICABLE}eval() itself raises with two consecutive stages on one rank "
+                    f"(test_behaviour_no_growth[{schedule}-world1-eval]: {first[:200]})")
 
 
 def step_cost_data(on_ranks, cache: Cache, schedule: str, world: int) -> list[dict]:
