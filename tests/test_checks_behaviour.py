@@ -7,6 +7,7 @@ selection at world 2; the check of the broken rule must fail naming schedule, ra
 from __future__ import annotations
 
 import pytest
+
 from test_pool_e2e import run_suite
 
 PLUGIN = {"CONFORMANCE_RANK_PLUGINS": "behaviour_faults"}

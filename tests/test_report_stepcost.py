@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from test_report_html import browse, screenshot
 
 from conformance.report import html, jsonfmt, markdown, stepcost, timeline
 from conformance.report import model as m
 from conformance.report.matrix import build_matrix
+from test_report_html import browse, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
