@@ -113,3 +113,24 @@ def test_browser_draws_the_timeline(tmp_path):
     assert "14.19" in dom
     shot = screenshot(page, tmp_path / "timeline.png", size="1100,500")
     assert shot.stat().st_size > 5000  # a drawn page, not a blank one
+
+
+def test_report_command_lists_step_time_regressions(tmp_path, capsys):
+    from conformance.report.engine import Options, run_report
+
+    base = tmp_path / "base.json"
+    base.write_text(jsonfmt.render_json(matrix(env("cuda", step_ms=10.0))))
+    (tmp_path / "in").mkdir()
+    xml = tmp_path / "in" / "cuda.xml"
+    props = '<property name="env" value="cuda"/>'
+    value = json.dumps({**COST, "step_ms": 14.19}).replace('"', "&quot;")
+    xml.write_text(f'<testsuites><testsuite name="pytest" tests="1"><properties>{props}'
+                   f'<property name="stepcost:test_step_cost[Schedule1F1B-world2]" value="{value}"/></properties>'
+                   '<testcase classname="test_behaviour" name="test_step_cost[Schedule1F1B-world2]" time="1"/>'
+                   "</testsuite></testsuites>")
+    code = run_report(Options(inputs=[str(xml)], output_dir=str(tmp_path / "out"), formats=["md", "json"],
+                              baseline=str(base), generator="conformance 9"))
+    out = capsys.readouterr().out
+    assert code == 0  # timings are listed, never an exit status
+    assert "step time  cuda Schedule1F1B world 2: 10.00 -> 14.19 ms (+42%" in out
+    assert "### Step-time regressions (1)" in (tmp_path / "out" / "compatibility.md").read_text()

@@ -173,7 +173,7 @@ def print_summary(opts: Options, matrix: m.Matrix, written: list[Path], streams:
     to_stdout = opts.output_dir == STDOUT
     stream = streams.err if to_stdout else streams.out
     try:
-        for line in summary_lines(matrix):
+        for line in summary_lines(matrix) + stepcost.summary_lines(matrix):
             print(line, file=stream)
         if written:
             print(safe_line("wrote " + ", ".join(str(p) for p in written)), file=streams.out)

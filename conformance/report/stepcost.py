@@ -112,7 +112,7 @@ def markdown_lines(matrix: m.Matrix) -> list[str]:
                 "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
         out += ["| " + " | ".join(row_cells(d)) + " |" for d in rows]
         out.append("")
-    regress = (matrix.baseline and getattr(matrix.baseline, "step_time", None)) or []
+    regress = (matrix.baseline and matrix.baseline.step_time) or []
     if regress:
         out += [f"### Step-time regressions ({len(regress)})", ""]
         out += [f"- {r['env']} {r['schedule']} world {r['world']}: {r['before_ms']:.2f} -> {r['after_ms']:.2f} ms "
@@ -130,7 +130,7 @@ def html_parts(matrix: m.Matrix) -> list[str]:
     """Per env: the step-cost table and a timeline per measured trace (nothing when no env has either)."""
     envs = [(c, costs(c.properties), traces(c.properties)) for c in matrix.envs]
     envs = [e for e in envs if e[1] or e[2]]
-    regress = (matrix.baseline and getattr(matrix.baseline, "step_time", None)) or []
+    regress = (matrix.baseline and matrix.baseline.step_time) or []
     if not envs and not regress:
         return []
     out = [f"<style>{CSS}</style>", ('<h2 id="stepcost">Step cost and measured timelines <span class="meta">from '
@@ -154,6 +154,14 @@ def html_parts(matrix: m.Matrix) -> list[str]:
                 opened = " open" if i < OPEN_TIMELINES else ""
                 out.append(f'<details class="tl"{opened}><summary>{summary}</summary>{timeline.svg(tr)}</details>')
     return out
+
+
+def summary_lines(matrix: m.Matrix) -> list[str]:
+    """The console's lines for step-time regressions against --baseline (none without any)."""
+    regress = (matrix.baseline and matrix.baseline.step_time) or []
+    return [f"  step time  {r['env']} {r['schedule']} world {r['world']}: {r['before_ms']:.2f} -> "
+            f"{r['after_ms']:.2f} ms (+{r['growth']:.0%}, threshold {STEP_REGRESSION:.0%} and "
+            f"{STEP_REGRESSION_MIN_MS:g} ms)" for r in regress]
 
 
 def chrome_trace(env: str, name: str, trace: dict[str, Any]) -> dict[str, Any]:
