@@ -133,6 +133,7 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
     """
     params = dict(params)
     modes = params.pop("modes", ("train", "return_outputs_false"))
+    params.setdefault("reference", False)  # behaviour compares no numbers: no unsplit model to build
     if params["schedule"] not in schedules.SINGLE:
         # m = S keeps every schedule's rule (interleaved: m % (m // p) == 0; V: m >= S) and halves the default's
         # cost; the bounds still separate depth-first from breadth-first (2S in flight vs at most 3p - 1).

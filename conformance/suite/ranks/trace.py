@@ -40,6 +40,8 @@ def missing_points(stage: Any, kinds: str = "FB") -> list[str]:
 def declared_plan(sched: Any, rank: int) -> tuple[list[tuple[int, str, int]] | None, str]:
     """This rank's compute actions as the schedule declares them (`pipeline_order`), or (None, why not)."""
     order = getattr(sched, "pipeline_order", None)
+    if order is None and callable(getattr(sched, "_get_pipeline_order", None)):
+        order = sched._get_pipeline_order()  # single-stage schedules of builds that do not keep it as an attribute
     if order is None:
         return None, f"{type(sched).__name__} exposes no pipeline_order in this build"
     actions = order.get(rank)
