@@ -283,7 +283,7 @@ def reference_step(ref: Reference, x_mbs: list, y_mbs: list, id_mbs: list, with_
     for x, y, i in zip(x_mbs, y_mbs, id_mbs, strict=True):
         if low:
             ref.compute.zero_grad(set_to_none=True)
-        loss = F.mse_loss(ref.compute(x.to(dtype), i if with_ids else None), y)
+        loss = _loss_fn(ref.compute(x.to(dtype), i if with_ids else None), y)
         loss.backward()
         losses.append(loss.detach())
         if low:  # FSDP accumulates low-precision microbatch gradients in its fp32 reduce dtype
@@ -321,7 +321,8 @@ def inputs(ctx: RankContext, n_total: int):
 def _loss_fn(output, target):
     import torch.nn.functional as F
 
-    return F.mse_loss(output, target)
+    # The target stays fp32; under mixed precision the output is bf16, and CUDA's mse backward refuses the mix.
+    return F.mse_loss(output, target.to(output.dtype))
 
 
 @dataclass
