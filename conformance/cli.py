@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from conformance import __version__, errors
+from conformance.report.console import safe_line
 from conformance.commands import info, install_torch, report, run
 
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except errors.ConformanceError as exc:
-        sys.stderr.write(f"conformance {args.command}: error: {exc}\n")
+        # The message can echo paths and names from the command line: never let it forge a CI annotation.
+        sys.stderr.write(safe_line(f"conformance {args.command}: error: {exc}") + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("conformance: interrupted\n")
