@@ -3,8 +3,8 @@
 Each rule takes the per-rank data of the `behaviour` scenario (`conformance.suite.ranks.behaviour`) and returns
 the first violation as one message naming the schedule, rank, stage, the action that broke the rule and the rule,
 or None. A trace action is (stage, kind, microbatch, start_ns, end_ns), kinds F, I, W, B, in the order the rank ran
-them. Actions on one rank are ordered by that order; across ranks by time (one monotonic clock per host; across
-hosts only the per-rank rules apply).
+them. Actions on one rank are ordered by that order; across ranks by time (one monotonic clock per host, exact;
+device event clocks are trusted beyond their `clock_tolerance_ns`; across hosts only the per-rank rules apply).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Ran:
     start: int
     end: int
     host: str
+    tolerance: int = 0  # ns: how far this rank's clock may be off the others' (device event clocks)
 
     @property
     def name(self) -> str:
@@ -36,7 +37,7 @@ class Ran:
 
 def executed(data: list[dict]) -> list[Ran]:
     """Every rank's actions, ordered by start time."""
-    out = [Ran(s, k, mb, d["rank"], i, t0, t1, d.get("host", ""))
+    out = [Ran(s, k, mb, d["rank"], i, t0, t1, d.get("host", ""), d.get("clock_tolerance_ns", 0))
            for d in data for i, (s, k, mb, t0, t1) in enumerate(d["trace"])]
     return sorted(out, key=lambda a: (a.start, a.rank, a.seq))
 
@@ -47,7 +48,7 @@ def _before(a: Ran, b: Ran) -> bool | None:
         return a.seq < b.seq
     if a.host != b.host:
         return None
-    return a.end <= b.start
+    return a.end <= b.start + max(a.tolerance, b.tolerance)
 
 
 def _msg(schedule: str, a: Ran, rule: str, detail: str) -> str:

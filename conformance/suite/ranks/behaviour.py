@@ -157,6 +157,7 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
         actions, split = traced_step(run, tracer) if not missing else ([], {"violations": [], "seen": {}})
         tracer.detach()
         out.update(missing=missing, trace=actions, plan=plan, plan_reason=plan_reason, split=split,
+                   clock_tolerance_ns=tracer.clock.tolerance_ns,
                    missing_split=sorted({m for st in run.stages for m in trace.missing_points(st, "W")}))
     unit, measure = live_meter(ctx.device_type)
     live: dict[str, dict] = {}
