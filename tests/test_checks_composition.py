@@ -3,12 +3,9 @@ activation checkpointing (tests/support/composition_faults.py, loaded into the r
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
-
 import pytest
+
+import suite_run
 
 FAULT_ENV = "CONFORMANCE_TEST_COMPOSITION_FAULT"
 PLUGIN = {"CONFORMANCE_RANK_PLUGINS": "composition_faults"}
@@ -29,23 +26,9 @@ CASES = {
 }
 
 
-def run_suite(tmp_path, select: str, **env: str) -> dict[str, tuple[str, str]]:
-    """`conformance run --device cpu` on a selection; returns {check name: (outcome, message and text)}."""
-    xml = tmp_path / "out.xml"
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
-                           "--", "-q", "-p", "no:randomly", "-k", select],
-                          env={**os.environ, "CONFORMANCE_CHECK_TIMEOUT": "60", **env},
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert xml.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = {}
-    for tc in ET.parse(xml).iter("testcase"):
-        outcome, text = "passed", ""
-        for tag in ("failure", "error", "skipped"):
-            el = tc.find(tag)
-            if el is not None:
-                outcome, text = tag, (el.get("message") or "") + "\n" + (el.text or "")
-        out[tc.get("name")] = (outcome, text)
-    return out
+def run_suite(tmp_path, select: str, **env: str) -> suite_run.Outcomes:
+    """`conformance run --device cpu` on a selection, with a check timeout that fits world-4 compositions."""
+    return suite_run.run_suite(tmp_path, select, check_timeout=60, **env)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +49,8 @@ def test_healthy_build_passes_every_selected_composition_check(healthy):
 def test_fault_fails_the_composition_checks(tmp_path, fault):
     select, must_fail = CASES[fault]
     res = run_suite(tmp_path, select, **PLUGIN, **{FAULT_ENV: fault})
-    failed = {n for n, (outcome, _) in res.items() if outcome == "failure"}
-    assert must_fail <= failed, {n: res.get(n, ("missing", ""))[0] for n in must_fail}
+    failed = {n for n, (outcome, *_) in res.items() if outcome == "failure"}
+    assert must_fail <= failed, {n: res.get(n, ("missing", "", 0.0))[0] for n in must_fail}
     for name in must_fail:
         # the failure says what differed from the unsplit model (or that a gradient never arrived)
         assert "unsplit model" in res[name][1] or "no gradient" in res[name][1], res[name][1][:2000]
@@ -78,6 +61,5 @@ def test_compile_without_a_compiler_is_not_applicable(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
     res = run_suite(tmp_path, "test_compile and GPipe", PATH=str(empty), CXX="")
-    assert res == {"test_compile[ScheduleGPipe-world2]": (
-        "skipped", res["test_compile[ScheduleGPipe-world2]"][1])}, res
+    assert {n: v[0] for n, v in res.items()} == {"test_compile[ScheduleGPipe-world2]": "skipped"}, res
     assert "not applicable: inductor on cpu needs a C++ compiler" in res["test_compile[ScheduleGPipe-world2]"][1]

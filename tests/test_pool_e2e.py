@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+import suite_run
 
 TIMEOUT_S = 10
 
@@ -17,23 +15,9 @@ FAULT_CHECKS = str(Path(__file__).parent / "support" / "pool_fault_checks.py")
 WITH_FAULTS = {"CONFORMANCE_RANK_PLUGINS": "pool_faults"}
 
 
-def run_suite(tmp_path, select: str, *extra: str, **env) -> dict[str, tuple[str, str, float]]:
-    """Run the suite on cpu (plus `extra` check files); returns {test name: (outcome, message+text, seconds)}."""
-    xml = tmp_path / "out.xml"
-    full_env = {**os.environ, "CONFORMANCE_CHECK_TIMEOUT": str(TIMEOUT_S), **env}
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
-                           "--", "-q", "-p", "no:randomly", "-k", select, *extra],
-                          env=full_env, capture_output=True, text=True, timeout=600)
-    assert xml.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = {}
-    for tc in ET.parse(xml).iter("testcase"):
-        outcome, text = "passed", ""
-        for tag in ("failure", "error", "skipped"):
-            el = tc.find(tag)
-            if el is not None:
-                outcome, text = tag, (el.get("message") or "") + "\n" + (el.text or "")
-        out[tc.get("name")] = (outcome, text, float(tc.get("time") or 0))
-    return out
+def run_suite(tmp_path, select: str, *extra: str, **env) -> suite_run.Outcomes:
+    """Run the suite on cpu with this module's short check timeout."""
+    return suite_run.run_suite(tmp_path, select, *extra, check_timeout=TIMEOUT_S, **env)
 
 
 @pytest.fixture(scope="module")
