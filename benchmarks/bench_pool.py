@@ -45,7 +45,8 @@ def run(select: str | None, pool: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--select", default=DEFAULT_SELECT, help=f"-k expression of the multi-rank checks (default: {DEFAULT_SELECT!r})")
+    ap.add_argument("--select", default=DEFAULT_SELECT,
+                    help=f"-k expression of the multi-rank checks (default: {DEFAULT_SELECT!r})")
     ap.add_argument("--skip-suite", action="store_true", help="skip the whole-suite measurement")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args()

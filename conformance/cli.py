@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from conformance import __version__, errors
-from conformance.report.console import safe_line
 from conformance.commands import info, install_torch, report, run
+from conformance.report.console import safe_line
 
 
 class _Parser(argparse.ArgumentParser):

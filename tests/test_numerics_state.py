@@ -99,7 +99,9 @@ def test_numerics_checks_catch_other_faults(faults, says, tmp_path):
 
 
 def test_schedule_numerics_checks_catch_a_rank_that_changes_the_state(tmp_path):
-    from test_pool_e2e import WITH_FAULTS, run_suite
+    from suite_run import run_suite
+
+    with_faults = {"CONFORMANCE_RANK_PLUGINS": "pool_faults"}
 
     select = "test_schedule_numerics_state and (GPipe or ZBV)"
     for fault, says in (("tf32_left_on", "changed torch's global numerics state on rank 0 of 2 on cpu: "
@@ -107,7 +109,7 @@ def test_schedule_numerics_checks_catch_a_rank_that_changes_the_state(tmp_path):
                         ("tf32_inside_step", "ran modules under a changed global numerics state on rank 0 of 2 on cpu:"
                                              " torch.backends.cuda.matmul.allow_tf32: False -> True (in "),
                         ("default_dtype_left", "torch.get_default_dtype(): torch.float32 -> torch.float64")):
-        res = run_suite(tmp_path, select, **WITH_FAULTS, CONFORMANCE_TEST_SCHEDULE_FAULT=fault)
+        res = run_suite(tmp_path, select, **with_faults, CONFORMANCE_TEST_SCHEDULE_FAULT=fault)
         numerics = {k: v for k, v in res.items() if k.startswith("test_schedule_numerics_state")}
         assert set(numerics) == {"test_schedule_numerics_state[ScheduleGPipe-world2]",
                                  "test_schedule_numerics_state[ScheduleZBVZeroBubble-world2]"}, res

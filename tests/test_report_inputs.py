@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report.inputs import find_inputs, name_envs, read_inputs
 from conformance.report import model as m
+from conformance.report.inputs import find_inputs, name_envs, read_inputs
 
 DATA = Path(__file__).parent / "data" / "junit"
 

@@ -51,7 +51,7 @@ def test_replace_is_atomic_rename(tmp_path, monkeypatch):
 
 def test_bytes_are_written_unchanged(tmp_path):
     target = tmp_path / "r.json"
-    write_text(target, "é\n".encode("utf-8"))
+    write_text(target, "é\n".encode())
     assert target.read_bytes() == b"\xc3\xa9\n"
 
 

@@ -2,7 +2,15 @@
 
 import pytest
 
-from conformance.suite.ranks.schedules import LOOPED, SCHEDULES, SINGLE, V_SHAPED, default_microbatches, num_stages, stage_ids
+from conformance.suite.ranks.schedules import (
+    LOOPED,
+    SCHEDULES,
+    SINGLE,
+    V_SHAPED,
+    default_microbatches,
+    num_stages,
+    stage_ids,
+)
 
 
 @pytest.mark.parametrize("world", [1, 2, 4])

@@ -170,7 +170,7 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
     host = _host_python()
     if host is None:
         _say("WARNING: host mode but no host python3 found outside this env; set CONFORMANCE_HOST_PYTHON. "
-             "Every check will be reported unavailable.")
+             "The run will fail its identity check: the env has no torch.")
         return errors.OK
     try:
         info = json.loads(subprocess.check_output([host, "-c", _PROBE], text=True, timeout=60))
@@ -192,5 +192,5 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
     if info["torch"]:
         _say(f"host mode: using torch {info['torch']} from {info['executable']}")
     else:
-        _say(f"WARNING: host mode but {info['executable']} has no torch; every check will be reported unavailable")
+        _say(f"WARNING: host mode but {info['executable']} has no torch; the run will fail its identity check")
     return errors.OK

@@ -273,7 +273,6 @@ def reference_step(ref: Reference, x_mbs: list, y_mbs: list, id_mbs: list, with_
     """Forward/backward of every microbatch of the global batch, gradients averaged over all of them (what PP's
     scale_grads and the data-parallel mean give together); returns the losses."""
     import torch
-    import torch.nn.functional as F
 
     ref.model.zero_grad(set_to_none=True)
     low = ref.compute is not ref.model
