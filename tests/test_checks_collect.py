@@ -16,11 +16,12 @@ if sys.argv[1] == "no-torch":
 import pytest
 S = sys.argv[2]
 sys.exit(pytest.main(["-p", "conformance.suite.plugin", "-c", S + "/pytest.ini", "--rootdir", S, "--device", "cpu",
-                      "-p", "no:cacheprovider", *sys.argv[3:]]))
+                      "--env-name", "cpu", "-p", "no:cacheprovider", *sys.argv[3:]]))
 """
 
 
 def _run(mode, *args, modules=tuple(MODULES)):
+    # --env-name: the message names the env, and under tox the tests' own TOX_ENV_NAME ("tests") must not leak in.
     proc = subprocess.run([sys.executable, "-c", _RUN, mode, str(CHECKS), *args, *[str(CHECKS / m) for m in modules]],
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
