@@ -115,7 +115,7 @@ def test_first_line_of_a_rank_failure_carries_the_cause(pool):
 def test_first_line_carries_the_cause_in_process_and_for_skips(faults_on):
     import pool_faults  # noqa: F401 - registers the fault scenarios in this process (world 1 runs here)
     from conformance.pool import inprocess, outcome
-    from conformance.pool.protocol import Task
+    from conformance.protocol.tasks import Task
 
     rep = inprocess.run(Task(1, "nl", "fault_fail", {"ranks": [0], "error": "RuntimeError",
                                                      "message": NEWLINE_FIRST}), "cpu", "gloo", "cpu")

@@ -4,7 +4,7 @@ import pytest
 
 from conformance.pool.local import RunReport, describe_exit
 from conformance.pool.outcome import settle
-from conformance.pool.protocol import Result
+from conformance.protocol.tasks import Result
 
 
 def report(*results, **kw):

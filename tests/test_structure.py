@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import settings
+from conformance.protocol import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "conformance"
@@ -226,7 +226,8 @@ def test_every_conformance_variable_in_the_package_is_declared_in_settings():
             for var in re.findall(r"\bCONFORMANCE_[A-Z0-9_<>]*[A-Z0-9>]", text):
                 if var not in names and not any(p.match(var) for p in patterns):
                     undeclared.setdefault(var, set()).add(name)
-    assert not undeclared, f"CONFORMANCE_* names used but not declared in conformance/settings.py: {undeclared}"
+    assert not undeclared, ("CONFORMANCE_* names used but not declared in conformance/protocol/settings.py: "
+                            f"{undeclared}")
 
 
 def _readme_section(title: str) -> str:
@@ -247,7 +248,7 @@ def test_readme_settings_table_lists_every_setting_with_its_default_and_help():
     section = _readme_section("Settings")
     rows = [line for line in section.splitlines() if line.startswith("| `CONFORMANCE_")]
     want = [readme_setting_row(s) for s in settings.ALL if not s.internal]
-    assert rows == want, "README 'Settings' table differs from conformance/settings.py ALL:\n" + "\n".join(
+    assert rows == want, "README 'Settings' table differs from conformance/protocol/settings.py ALL:\n" + "\n".join(
         f"- {r}" for r in rows if r not in want) + "\n" + "\n".join(f"+ {w}" for w in want if w not in rows)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from conformance import settings
+from conformance.protocol import settings
 from conformance.runner import supervisor
 from conformance.torchenv import builds
 

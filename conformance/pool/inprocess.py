@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from conformance.pool.local import RunReport
-from conformance.pool.protocol import Task
 from conformance.pool.scenarios import RankContext
 from conformance.pool.worker import execute
+from conformance.protocol.tasks import Task
 
 
 def run(task: Task, device_type: str, backend: str, torch_device: str) -> RunReport:

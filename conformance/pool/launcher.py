@@ -24,11 +24,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from conformance import settings
 from conformance.pool import worker
 from conformance.pool.local import PoolError, RunReport
-from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext
+from conformance.protocol import settings
+from conformance.protocol.tasks import STOP, Result, Task
 from conformance.torchenv import device
 
 ENV = settings.LAUNCHER.name

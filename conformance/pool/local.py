@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from conformance import settings
 from conformance.pool import worker
-from conformance.pool.protocol import STOP, Result, Task
+from conformance.protocol import settings
+from conformance.protocol.tasks import STOP, Result, Task
 from conformance.signals import signal_name
 
 # After one rank has failed or died, how long the others get to finish before they count as stuck: a failed

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from conformance import settings
 from conformance.pool import inprocess, worker
 from conformance.pool.local import LocalPool, PoolError, RunReport
-from conformance.pool.protocol import Task
+from conformance.protocol import settings
+from conformance.protocol.tasks import Task
 from conformance.torchenv import profiles
 
 Mode = Literal["persistent", "isolate"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance import settings
+from conformance.protocol import settings
 
 Scenario = Callable[["RankContext", dict], "dict | None"]
 
@@ -20,7 +20,8 @@ _REGISTRY: dict[str, Scenario] = {}
 # Imported on the first lookup, then the modules named by CONFORMANCE_RANK_PLUGINS (instrumentation, an
 # out-of-tree device's registration, the project's own test faults): the package itself ships no fault code.
 MODULES = ["conformance.pool.builtin", "conformance.suite.ranks.schedules", "conformance.suite.ranks.behaviour",
-           "conformance.suite.ranks.composition", "conformance.suite.ranks.numerics"]
+           "conformance.suite.ranks.composition", "conformance.suite.ranks.numerics", "conformance.suite.ranks.tier",
+           "conformance.suite.ranks.graphs"]
 _loaded = False
 
 

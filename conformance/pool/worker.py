@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from conformance.pool import scenarios
-from conformance.pool.protocol import STOP, Result, Task
 from conformance.pool.scenarios import RankContext, Skip
+from conformance.protocol.tasks import STOP, Result, Task
 from conformance.torchenv import device, profiles
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conformance import contracts
+from conformance.protocol import outcomes as contracts
 from conformance.report import model as m
 
 # xunit1 and older pytest put the skip location in front of the reason:

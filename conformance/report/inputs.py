@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.contracts import JOURNAL_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX
+from conformance.protocol.files import JOURNAL_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX
 from conformance.report import model as m
 from conformance.report.junit_in import parse_file
 

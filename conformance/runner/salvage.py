@@ -11,8 +11,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from conformance import contracts, output
-from conformance.runner import journal
+from conformance import output
+from conformance.protocol import journal, outcomes
 
 
 @dataclass
@@ -49,13 +49,13 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
         if res.nodeid == data.running or (res.started and not res.finished and not res.outcome) \
                 or res.nodeid == "<session>":
             counts["errors"] += 1
-            el = ET.SubElement(case, "error", type=contracts.CRASHED,
-                               message=f"{contracts.CRASHED_PREFIX}{death.cause}")
+            el = ET.SubElement(case, "error", type=outcomes.CRASHED,
+                               message=f"{outcomes.CRASHED_PREFIX}{death.cause}")
             el.text = f"{death.cause} while this check was running.\n\nLast output:\n{death.output_tail}"
         elif not res.outcome:
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", type=contracts.NOT_RUN,
-                          message=f"{contracts.NOT_RUN_PREFIX}the suite stopped early ({death.cause})")
+            ET.SubElement(case, "skipped", type=outcomes.NOT_RUN,
+                          message=f"{outcomes.NOT_RUN_PREFIX}the suite stopped early ({death.cause})")
         elif res.outcome == "failed":
             counts["failures"] += 1
             ET.SubElement(case, "failure", message=res.message).text = res.detail

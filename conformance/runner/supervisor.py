@@ -1,7 +1,7 @@
 """Supervises one conformance run: starts the suite's pytest process, enforces the time limit, salvages its results.
 
 The suite runs in a child pytest process so that nothing is lost when it dies: results are journaled as they
-happen (`conformance.runner.journal`) and, if the child crashes, hits the global time limit or is stopped (Ctrl-C,
+happen (`conformance.suite.journal`) and, if the child crashes, hits the global time limit or is stopped (Ctrl-C,
 SIGTERM), the JUnit file is rebuilt from the journal (`conformance.runner.salvage`). Knows nothing of argparse.
 """
 
@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-from conformance import contracts, errors, settings
+from conformance import errors
+from conformance.protocol import files, settings
 from conformance.signals import signal_name
 
 SUITE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suite", "checks")
@@ -34,7 +35,11 @@ _PYTEST_EXIT = {0: errors.OK, 1: errors.FAILED, 2: errors.FAILED, 3: errors.INTE
 # working directory comes off sys.path (a checkout there must not shadow an installed package, or the reverse)
 # and this package's parent folder goes first.
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(SUITE_DIR)))
-_BOOTSTRAP = (f"import sys; sys.path[:] = [{_PKG_PARENT!r}] + [p for p in sys.path if p not in ('', '.')]; "
+# Before a time limit kills the suite, SIGUSR1 makes it dump every thread's stack into our log: registered here, on a
+# copy of fd 2 taken before pytest starts capturing it.
+_BOOTSTRAP = ("import faulthandler, os, signal, sys; "
+              "faulthandler.register(signal.SIGUSR1, file=os.dup(2), all_threads=True); "
+              f"sys.path[:] = [{_PKG_PARENT!r}] + [p for p in sys.path if p not in ('', '.')]; "
               "import pytest; sys.exit(pytest.main())")
 
 
@@ -51,11 +56,11 @@ class RunRequest:
 
     @property
     def partial(self) -> str:
-        return self.junit + contracts.PARTIAL_SUFFIX
+        return self.junit + files.PARTIAL_SUFFIX
 
     @property
     def journal(self) -> str:
-        return self.junit + contracts.JOURNAL_SUFFIX
+        return self.junit + files.JOURNAL_SUFFIX
 
 
 @dataclass
@@ -75,7 +80,7 @@ def time_limit_from_env() -> float | None:
 
 
 def pytest_command(req: RunRequest) -> list[str]:
-    cmd = [sys.executable, "-c", _BOOTSTRAP, "-p", "conformance.suite.plugin", "-p", "conformance.runner.journal",
+    cmd = [sys.executable, "-c", _BOOTSTRAP, "-p", "conformance.suite.plugin", "-p", "conformance.suite.journal",
            "-c", os.path.join(SUITE_DIR, "pytest.ini"), "--rootdir", SUITE_DIR,
            "--device", req.device, "--env-name", req.env, "-o", f"junit_suite_name={req.env}",
            "--junitxml", req.partial]
@@ -126,7 +131,7 @@ def remove(*paths: str) -> None:
 
 def run(req: RunRequest) -> int:
     """Run the suite for `req` under a lock on its report file; returns our exit status."""
-    lock = _Lock(req.junit + contracts.LOCK_SUFFIX)
+    lock = _Lock(req.junit + files.LOCK_SUFFIX)
     holder = lock.acquire()
     if holder is not None:
         raise errors.UsageError(f"another conformance run ({holder}) is writing {req.junit}; wait for it, or give "
@@ -204,7 +209,8 @@ def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
 
 def _finish(req: RunRequest, code: int, stop: _Stop, tail: collections.deque[str]) -> int:
     """Keep pytest's own JUnit after a clean end; otherwise rebuild it from the journal."""
-    from conformance.runner import journal, salvage
+    from conformance.protocol import journal
+    from conformance.runner import salvage
 
     data = journal.read(req.journal)
     if code in _PYTEST_EXIT and data.ended and os.path.exists(req.partial) and not stop.cause:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from conformance import contracts, settings
 from conformance.pool import pools
 from conformance.pool.local import PoolError
 from conformance.pool.outcome import settle
+from conformance.protocol import outcomes, settings
 from conformance.suite.state import State, state_key
 
 
@@ -54,7 +54,7 @@ def on_ranks(rank_pool: pools.Pools, request: pytest.FixtureRequest) -> Callable
         try:
             report = rank_pool.run(world, request.node.nodeid, scenario, params)
         except pools.Unavailable as exc:
-            pytest.skip(contracts.UNAVAILABLE + str(exc))
+            pytest.skip(outcomes.UNAVAILABLE + str(exc))
         except PoolError as exc:
             pytest.fail(f"rank pool broken: {exc}", pytrace=False)
         return settle(report)

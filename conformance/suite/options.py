@@ -1,6 +1,6 @@
 """Every option of the conformance suite: a command-line flag, an environment variable and an ini twin each.
 
-Precedence is fixed: command line > environment variable (declared in `conformance.settings`) > ini > default.
+Precedence is fixed: command line > environment variable (declared in `conformance.protocol.settings`) > ini > default.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance import settings
+from conformance.protocol import settings
 from conformance.torchenv import builds
 
 POOL_MODES = ("persistent", "isolate")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import contracts, pytest_private, settings
+from conformance import pytest_private
+from conformance.protocol import outcomes, settings
 from conformance.suite import expectations, options
 from conformance.suite.fixtures import conformance, on_ranks, rank_pool, torch_device  # noqa: F401 - registered
 from conformance.suite.state import State, state_key
@@ -83,7 +84,7 @@ def _version(st: State) -> tuple[int, int] | None:
 def _mark_not_run(st: State, items: list[pytest.Item]) -> None:
     # No torch is a broken env, not an absent device: the identity check fails and says how to fix it; the other
     # checks did not run, which the report shows as "not run" (never as the unavailable device of a green column).
-    reason = f"{contracts.NOT_RUN_PREFIX}the {st.env} env has no importable torch (see test_build_identity)"
+    reason = f"{outcomes.NOT_RUN_PREFIX}the {st.env} env has no importable torch (see test_build_identity)"
     for item in items:
         if not item.get_closest_marker("identity"):
             item.add_marker(pytest.mark.skip(reason=reason))
@@ -99,7 +100,7 @@ def _mark_absent(st: State, items: list[pytest.Item]) -> None:
         if st.strict:
             item.add_marker(pytest.mark.conformance_absent_strict(reason))
         else:
-            item.add_marker(pytest.mark.skip(reason=contracts.UNAVAILABLE + reason))
+            item.add_marker(pytest.mark.skip(reason=outcomes.UNAVAILABLE + reason))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-NOT_APPLICABLE = "not applicable: "
+from conformance.protocol.outcomes import NOT_APPLICABLE
 
 # API name -> first torch release (major, minor) that has it.
 SINCE: dict[str, tuple[int, int]] = {
@@ -39,6 +39,8 @@ SINCE: dict[str, tuple[int, int]] = {
     "dw_builder": (2, 5),
     "stage_backward_input": (2, 5),
     "stage_backward_weight": (2, 5),
+    "_load_csv": (2, 5),  # _PipelineScheduleRuntime with its CSV plan import/export (pytorch PR 130488)
+    "_dump_csv": (2, 5),
     # 2.6
     "ScheduleZBVZeroBubble": (2, 6),
     # 2.7: gradients divided by n_microbatches by default (before: summed)
@@ -50,12 +52,17 @@ SINCE: dict[str, tuple[int, int]] = {
     "eval": (2, 9),
     # 2.10
     "return_outputs": (2, 10),
+    "register_custom_function": (2, 10),  # _PipelineScheduleRuntime custom action handlers (pytorch PR 162016)
+    # 2.12: DTensor-aware stages (DTensor activations between stages, static or runtime-inferred metadata)
+    "dtensor_stages": (2, 12),
     # 2.13
     "loss_kwargs": (2, 13),
+    "defer_pp_recv": (2, 13),
     # 2.14
     "arg_mbs": (2, 14),
     "kwarg_mbs": (2, 14),
     "target_mbs": (2, 14),
+    "per_direction_p2p": (2, 14),  # torch.distributed.config.pipeline_per_direction_p2p
 }
 
 

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from conformance import __version__, settings
+from conformance import __version__
+from conformance.protocol import settings
 from conformance.torchenv import builds, profiles
 
 

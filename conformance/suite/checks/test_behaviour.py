@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conformance import contracts
+from conformance.protocol import outcomes
 from conformance.suite import bounds, rules
 from conformance.suite.ranks.schedules import SCHEDULES, num_stages, stage_ids
 from conformance.torchenv.api import require
@@ -56,11 +56,24 @@ def behaviour_cache() -> Cache:
 
 
 def compact_trace(schedule: str, world: int, data: list[dict]) -> str:
-    """The measured trace as compact JSON: microseconds from the first action, one list per rank."""
-    t0 = min((a[3] for d in data for a in d["trace"]), default=0)
+    """The measured trace as compact JSON: microseconds from the first action (or step start), one list per rank;
+    `window` (where the ranks recorded it) is each rank's whole step() call on the same clock."""
+    starts = [a[3] for d in data for a in d["trace"]] + [d["window"][0] for d in data if d.get("window")]
+    t0 = min(starts, default=0)
     ranks = {str(d["rank"]): [[s, k, mb, (a - t0) // 1000, (b - t0) // 1000] for s, k, mb, a, b in d["trace"]]
              for d in data}
-    return json.dumps({"schedule": schedule, "world": world, "unit": "us", "ranks": ranks}, separators=(",", ":"))
+    out: dict[str, Any] = {"schedule": schedule, "world": world, "unit": "us", "ranks": ranks}
+    if all(d.get("window") for d in data):
+        out["window"] = {str(d["rank"]): [(d["window"][0] - t0) // 1000, (d["window"][1] - t0) // 1000] for d in data}
+    return json.dumps(out, separators=(",", ":"))
+
+
+def median_step(data: list[dict]) -> tuple[int, list[dict]]:
+    """(index, per-rank data of that step) of the timed step whose slowest-rank time is the median (the lower
+    middle for an even count): the step the table reports is the step the timeline draws."""
+    steps = [max(d["step_ms"][i] for d in data) for i in range(len(data[0]["step_ms"]))]
+    i = sorted(range(len(steps)), key=steps.__getitem__)[(len(steps) - 1) // 2]
+    return i, [{**d, "trace": d["traces"][i], "window": d["windows"][i]} for d in data]
 
 
 @pytest.fixture
@@ -81,7 +94,7 @@ def traced(on_ranks, behaviour_cache: Cache, record_testsuite_property, request)
         data = behaviour_cache.get(("behaviour", schedule, world), run)
         missing = sorted({m for d in data for m in d.get("missing", [])})
         if missing:
-            pytest.skip(f"{contracts.NOT_APPLICABLE}this build's stages lack the trace points {', '.join(missing)}")
+            pytest.skip(f"{outcomes.NOT_APPLICABLE}this build's stages lack the trace points {', '.join(missing)}")
         return data
 
     return get
@@ -129,7 +142,7 @@ def test_behaviour_declared_plan(traced, schedule, world):
     data = traced(schedule, world)
     reasons = {d["plan_reason"] for d in data if d["plan"] is None}
     if reasons:
-        pytest.skip(contracts.NOT_APPLICABLE + "; ".join(sorted(reasons)))
+        pytest.skip(outcomes.NOT_APPLICABLE + "; ".join(sorted(reasons)))
     violation = rules.declared_plan(schedule, data)
     assert violation is None, violation
 
@@ -140,11 +153,11 @@ def test_behaviour_zero_bubble_split(traced, schedule, world):
     """Zero-bubble schedules: an I step leaves weight gradients untouched and its W step writes them."""
     require(schedule)
     if schedule not in rules.ZERO_BUBBLE:
-        pytest.skip(f"{contracts.NOT_APPLICABLE}{schedule} does not split backward into I and W steps")
+        pytest.skip(f"{outcomes.NOT_APPLICABLE}{schedule} does not split backward into I and W steps")
     data = traced(schedule, world)
     missing = sorted({m for d in data for m in d.get("missing_split", [])})
     if missing:
-        pytest.skip(f"{contracts.NOT_APPLICABLE}this build's stages lack {', '.join(missing)}")
+        pytest.skip(f"{outcomes.NOT_APPLICABLE}this build's stages lack {', '.join(missing)}")
     violation = rules.zero_bubble_split(schedule, data)
     assert violation is None, violation
 
@@ -189,7 +202,7 @@ def eval_unusable_here(on_ranks, cache: Cache, schedule: str, world: int) -> Non
                   lambda: on_ranks(1, "behaviour", schedule=schedule, modes=["eval"], trace=False))
     except (Exception, pytest.fail.Exception) as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        pytest.skip(f"{contracts.NOT_APPLICABLE}eval() itself raises with two consecutive stages on one rank "
+        pytest.skip(f"{outcomes.NOT_APPLICABLE}eval() itself raises with two consecutive stages on one rank "
                     f"(test_behaviour_no_growth[{schedule}-world1-eval]: {first[:200]})")
 
 
@@ -202,12 +215,14 @@ def summarize_cost(schedule: str, world: int, data: list[dict]) -> dict:
     """Step ms (median over ranks' slowest), ideal, bubble measured vs theory, peak memory per rank."""
     steps = [max(d["step_ms"][i] for d in data) for i in range(len(data[0]["step_ms"]))]
     step = statistics.median(steps)
+    traced, _ = median_step(data)
     n_mb = data[0]["n_mb"]
     ideal = max(n_mb * d["ideal_stage_ms"] for d in data)
     v = len(stage_ids(schedule, 0, world))
     theory_fn, theory_src = bounds.BUBBLE[schedule]
     theory = theory_fn(n_mb, world, v)
     return {"schedule": schedule, "world": world, "n_mb": n_mb, "steps": len(steps), "step_ms": round(step, 3),
+            "traced_step": traced, "traced_step_ms": round(steps[traced], 3),
             "ideal_ms": round(ideal, 3), "bubble": round(max(0.0, 1 - ideal / step), 4),
             "bubble_theory": None if theory is None else round(theory, 4), "bubble_theory_source": theory_src,
             "peak_bytes": {str(d["rank"]): d["peak_bytes"] for d in data},
@@ -222,13 +237,13 @@ def test_step_cost(on_ranks, behaviour_cache, record_testsuite_property, conform
     time-gated, recorded as suite properties `stepcost:<check>` and `trace:<check>` for the report."""
     require(schedule)
     if conformance.dev.name == "cpu":
-        pytest.skip(f"{contracts.NOT_APPLICABLE}step cost is measured on accelerators only; CPU timings of the "
+        pytest.skip(f"{outcomes.NOT_APPLICABLE}step cost is measured on accelerators only; CPU timings of the "
                     "suite's small models say nothing about a device")
     data = step_cost_data(on_ranks, behaviour_cache, schedule, world)
     cost = summarize_cost(schedule, world, data)
     name = f"test_step_cost[{schedule}-world{world}]"
     record_testsuite_property(f"stepcost:{name}", json.dumps(cost, separators=(",", ":")))
-    record_testsuite_property(f"trace:{name}", compact_trace(schedule, world, data))
+    record_testsuite_property(f"trace:{name}", compact_trace(schedule, world, median_step(data)[1]))
     assert cost["steps"] >= 5, f"{schedule}: {cost['steps']} timed steps, expected at least 5"
 
 
@@ -237,7 +252,7 @@ def test_behaviour_memory_order(on_ranks, behaviour_cache, conformance, world):
     """Accelerators: 1F1B's peak memory per rank stays below GPipe's on the same model when m >= 2p."""
     require("ScheduleGPipe", "Schedule1F1B")
     if conformance.dev.name == "cpu":
-        pytest.skip(f"{contracts.NOT_APPLICABLE}peak memory per rank needs an accelerator's allocator statistics; "
+        pytest.skip(f"{outcomes.NOT_APPLICABLE}peak memory per rank needs an accelerator's allocator statistics; "
                     "CPU has none")
     gpipe = step_cost_data(on_ranks, behaviour_cache, "ScheduleGPipe", world)
     ofob = step_cost_data(on_ranks, behaviour_cache, "Schedule1F1B", world)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
+TRUE = frozenset({"1", "true", "yes", "on"})  # what a flag setting accepts as "on"
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Setting:
         return bool(environ.get(self.name, "").strip())
 
     def flag(self, environ: Mapping[str, str] | None = None) -> bool:
-        return self.raw(environ).lower() in _TRUE
+        return self.raw(environ).lower() in TRUE
 
     def number(self, environ: Mapping[str, str] | None = None) -> float:
         """The value as a float; a non-number is a usage error naming the variable."""
@@ -77,7 +77,8 @@ HOST_PYTHON = _s("HOST_PYTHON", "",
 # --- the run ----------------------------------------------------------------------------------------------------
 TIME_LIMIT = _s("TIME_LIMIT", "", "global time limit of one env's run in seconds (`--time-limit` wins; default none)")
 CHECK_TIMEOUT = _s("CHECK_TIMEOUT", "120", "seconds one multi-rank check may take (`--check-timeout` wins)")
-POOL = _s("POOL", "persistent", "`isolate`: fresh rank processes for every multi-rank check (`--pool` wins)")
+POOL_MODES = ("persistent", "isolate")  # persistent: ranks started once per world size; isolate: fresh per check
+POOL = _s("POOL", POOL_MODES[0], "`isolate`: fresh rank processes for every multi-rank check (`--pool` wins)")
 POOL_START = _s("POOL_START", "", "how ranks start: `forkserver` (default where available) or `spawn`")
 FAIL_GRACE = _s("FAIL_GRACE", "3", "seconds the healthy ranks get to report after one rank failed or died")
 LAUNCHER = _s("LAUNCHER", "",
