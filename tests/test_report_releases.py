@@ -40,7 +40,7 @@ def junit(env: str, torch: str, cases: dict[str, str | list[str] | None], device
 # One axis, three releases: a check that starts failing in 2.14, one fixed in 2.15 (strict XPASS of its xfail
 # entry), one flaky in 2.14 (failed then passed), one flaky then failing, new and removed checks, one unchanged, one
 # whose device was absent in 2.14 (no information, no change).
-AXIS = {
+AXIS: dict[str, tuple[str, dict[str, str | list[str] | None]]] = {
     "cpu-torch2.13": ("2.13.0+cpu", {"starts": P, "fixed": X, "flaky": P, "flaky_then": P, "same": P, "new": GONE,
                                      "removed": P, "absent": P}),
     "cpu-torch2.14": ("2.14.1+cpu", {"starts": F, "fixed": X, "flaky": [F, P], "flaky_then": [P, F], "same": P,
@@ -50,7 +50,7 @@ AXIS = {
 }
 
 
-def write_axis(folder: Path, axis: dict = AXIS) -> list[str]:
+def write_axis(folder: Path, axis: dict[str, tuple[str, dict[str, str | list[str] | None]]] = AXIS) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for env, (torch, cases) in axis.items():
@@ -140,8 +140,9 @@ def test_same_everywhere_and_device_absent_are_no_change():
 
 def test_flaky_release_never_gets_a_first_change():
     # Flaky at the first release, at the change, or after: never a release claimed for the change before it.
-    for states, expect in ((["flaky", P, F], None), ([P, "flaky", F], None), ([P, F, "flaky"], "2.14"),
-                           ([P, P, "flaky"], None)):
+    cases: list[tuple[list[str | None], str | None]] = [
+        (["flaky", P, F], None), ([P, "flaky", F], None), ([P, F, "flaky"], "2.14"), ([P, P, "flaky"], None)]
+    for states, expect in cases:
         assert releases._first_change(["2.13", "2.14", "2.15"], states)[0] == expect, states
 
 
