@@ -31,19 +31,33 @@ def test_diff_classifies_every_change():
     now = build_matrix([env("cpu", a=m.FAILED, b=m.PASSED, c=m.PASSED, d=m.NOT_RUN, e=m.UNAVAILABLE, new=m.PASSED),
                         env("cuda", a=m.PASSED, c=m.PASSED)])
     diff = baseline.diff(now, BEFORE, "base.json")
-    assert [(c.env, c.id, c.before, c.after) for c in diff.regressions] == [
-        ("cpu", "test_x::a", m.PASSED, m.FAILED), ("cpu", "test_x::d", m.PASSED, m.NOT_RUN)]
+    assert [(c.env, c.id, c.before, c.after) for c in diff.regressions] == [("cpu", "test_x::a", m.PASSED, m.FAILED)]
+    assert [(c.env, c.id, c.before, c.after) for c in diff.lost] == [
+        ("cpu", "test_x::d", m.PASSED, m.NOT_RUN), ("cpu", "test_x::e", m.PASSED, m.UNAVAILABLE)]
     assert [(c.id, c.after) for c in diff.fixes] == [("test_x::b", m.PASSED)]
     assert [(c.env, c.id) for c in diff.new] == [("cpu", "test_x::new")]
     assert [(c.env, c.id) for c in diff.removed] == [("cpu", "test_x::gone")]
     assert diff.new_envs == ["cuda"] and diff.removed_envs == ["old"]
-    assert diff.summary() == "2 regressions, 1 fixes, 1 new, 1 removed"
+    assert diff.summary() == "1 regressions, 2 lost coverage (gating), 1 fixes, 1 new, 1 removed"
+    assert diff.gating
 
 
-def test_pass_to_missing_in_one_env_is_a_regression():
+@pytest.mark.parametrize("after", [m.UNAVAILABLE, m.NOT_RUN, m.MISSING, m.SKIPPED, m.NOT_APPLICABLE])
+@pytest.mark.parametrize("before", [m.PASSED, m.XFAIL])
+def test_every_way_of_running_less_is_lost_coverage(before, after):
+    cells = {} if after == m.MISSING else {"a": after}
+    now = build_matrix([env("cpu", **cells, other=m.PASSED), env("cuda", a=m.PASSED)])  # missing: cuda still has a
+    diff = baseline.diff(now, {"cpu": {"test_x::a": before, "test_x::other": m.PASSED}}, "b")
+    assert [(c.id, c.before, c.after) for c in diff.lost] == [("test_x::a", before, after)]
+    assert diff.regressions == [] and diff.gating
+    diff.lost_allowed = True
+    assert not diff.gating and "1 lost coverage (allowed)" in diff.summary()
+
+
+def test_pass_to_missing_in_one_env_is_lost_coverage():
     now = build_matrix([env("cpu", a=m.PASSED), env("cuda", c=m.PASSED)])
     diff = baseline.diff(now, {"cpu": {"test_x::a": m.PASSED, "test_x::c": m.PASSED}}, "b")
-    assert [(c.id, c.after) for c in diff.regressions] == [("test_x::c", m.MISSING)]
+    assert [(c.id, c.after) for c in diff.lost] == [("test_x::c", m.MISSING)]
     assert diff.removed == []  # the check still exists in cuda
 
 
@@ -73,7 +87,7 @@ def test_cli_reports_regressions_and_exits_5(run_dir, capsys, base):
     code = main(["report", "--baseline", base])
     out = capsys.readouterr().out
     assert code == errors.REGRESSION
-    assert f"baseline {base}: 1 regressions, 1 fixes, 0 new, 0 removed" in out
+    assert f"baseline {base}: 1 regressions, 0 lost coverage, 1 fixes, 0 new, 0 removed" in out
     assert "regressed: cpu test_microbatch::test_merge_chunks: passed -> failed" in out
     assert "fixed: cuda test_microbatch::test_chunk_spec[bf16]: failed -> passed" in out
     md = (run_dir / "reports" / "compatibility.md").read_text()
@@ -90,10 +104,14 @@ def test_exit_code_precedence(run_dir, capsys):
     # warnings + regression + failures: --strict wins, then the regression, then plain failures
     (run_dir / "reports" / "broken.xml").write_text("<testsuites><testsuite")
     assert main(["report", "--baseline", "base/compatibility.json", "--strict"]) == errors.STRICT
-    assert main(["report", "--baseline", "base/compatibility.json"]) == errors.REGRESSION
-    assert main(["report"]) == errors.FAILED
     err = capsys.readouterr().err
-    assert "--strict: 1 input warning(s) (truncated) (exit 4)" in err
+    assert "--strict: 1 input warning(s) (truncated) (exit 4; --allow-warnings truncated lets them pass)" in err
+    # A truncated input fails the report without --strict too; allowed, the regression decides.
+    assert main(["report", "--baseline", "base/compatibility.json"]) == errors.STRICT
+    assert "incomplete input: 1 input warning(s) (truncated)" in capsys.readouterr().err
+    assert main(["report", "--baseline", "base/compatibility.json", "--allow-warnings", "truncated"]) == \
+        errors.REGRESSION
+    assert main(["report", "--allow-warnings", "truncated"]) == errors.FAILED
 
 
 def test_no_regression_but_failures_exits_1(run_dir):
@@ -153,3 +171,34 @@ def test_format_1_baseline_still_reads(run_dir, capsys):
             for r in data["rows"]]
     (run_dir / "v1.json").write_text(json.dumps({"format": 1, "envs": data["envs"], "rows": rows}))
     assert main(["report", "--baseline", "v1.json"]) == errors.REGRESSION
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "reports" / "examples"
+
+
+def test_examples_h200x2_against_h200x4_lost_coverage_gates_and_the_hardware_change_is_said(tmp_path, capsys):
+    """The issue's false green: 100 passed and 4 xfail checks went unavailable on the 2-GPU host, and the step
+    times compared two hosts; both must be said, and the lost coverage must exit 5 unless allowed."""
+    base, now = EXAMPLES / "h200x4" / "cuda.xml", EXAMPLES / "h200x2" / "cuda.xml"
+    assert main(["report", str(base), "--output-dir", str(tmp_path / "base")]) == errors.OK
+    capsys.readouterr()
+    args = ["report", str(now), "--baseline", str(tmp_path / "base" / "compatibility.json"),
+            "--output-dir", str(tmp_path / "now")]
+    assert main(args) == errors.REGRESSION
+    out, err = capsys.readouterr()
+    assert "0 regressions, 104 lost coverage (gating)" in out
+    assert "lost coverage: cuda test_" in out and "passed -> unavailable" in out
+    assert "changed: cuda ran on another build or machine than in the baseline: device count 4 -> 2" in out
+    assert "--allow-lost-coverage lets that pass" in err
+    data = json.loads((tmp_path / "now" / "compatibility.json").read_text())
+    lost = data["baseline"]["lost"]
+    assert len(lost) == 104
+    assert sum(1 for c in lost if c["before"] == "xfail") == 4
+    assert {c["after"] for c in lost} == {"unavailable"}
+    assert {"env": "cuda", "field": "device_count", "before": "4", "after": "2"} in data["baseline"]["builds"]
+    md = (tmp_path / "now" / "compatibility.md").read_text()
+    assert "104 lost coverage" in md and "device count 4 -\\> 2" in md
+    page = (tmp_path / "now" / "compatibility.html").read_text()
+    assert "Lost coverage (104)" in page and "device count 4 -&gt; 2" in page
+    assert main([*args, "--allow-lost-coverage"]) == errors.OK
+    assert "104 lost coverage (allowed)" in capsys.readouterr().out

@@ -85,7 +85,11 @@ def test_bad_inputs_warn_merge_the_rest_and_strict_exits_4(tmp_path, monkeypatch
     args = ["report", "in", "--output-dir", "out", "--expect", "cpu,cuda,xpu"]
     code = main(args)
     out, err = capsys.readouterr()
-    assert code == errors.FAILED  # latin1.xml holds a failure; the warnings alone do not fail without --strict
+    assert code == errors.STRICT  # truncated.xml lost testcases: an incomplete input fails without --strict
+    assert "incomplete input: 1 input warning(s) (truncated)" in err
+    code = main([*args, "--allow-warnings", "truncated"])
+    out, err = capsys.readouterr()
+    assert code == errors.FAILED  # latin1.xml holds a failure; the other warnings do not fail without --strict
     for fragment in ("in/cpu.xml: same content as in/cpu-again.xml; duplicate skipped",
                      "in/truncated.xml: incomplete: XML ends early", "in/malformed.xml: malformed XML",
                      "in/latin1.xml: not valid UTF-8", "in/wrong_root.xml: not a JUnit file",

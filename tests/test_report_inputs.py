@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 from conformance.report import model as m
 from conformance.report.inputs import find_inputs, name_envs, read_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = Path(__file__).parent / "data" / "junit"
 
@@ -180,3 +183,26 @@ def test_bazel_test_xml_files_group_under_bazel_testlogs(monkeypatch):
     assert warnings == []
     assert [(e.name, e.files, [c.outcome for c in e.cases]) for e in envs] == [
         ("bazel-testlogs", 2, [m.ERROR, m.PASSED])]
+
+
+def test_a_cut_env_file_fails_the_report_with_the_offset_and_what_was_declared(tmp_path, capsys):
+    """`head -c 60000` of an env file that declares 452 testcases: not a green "no failures"."""
+    from conformance import errors
+    from conformance.cli import main
+
+    whole = (ROOT / "reports" / "examples" / "h200x2" / "cuda.xml").read_bytes()
+    assert b'tests="452"' in whole[:2000]
+    cut = tmp_path / "cuda.xml"
+    cut.write_bytes(whole[:60000])
+    assert main(["report", str(cut), "--output-dir", str(tmp_path / "out")]) == errors.STRICT
+    out, err = capsys.readouterr()
+    warning = next(line for line in err.splitlines() if line.startswith("warning[truncated]"))
+    kept = whole[:60000].count(b"<testcase ") - 1  # the last one is cut
+    assert kept == 90  # the issue's case: "90 of 452 declared"
+    assert "of 452 declared testcases read" in warning, warning
+    assert re.search(r"ends early at byte 60000 \(line \d+\)", warning), warning
+    assert f"{kept} of 452 declared testcases read" in warning, (kept, warning)
+    assert "incomplete input: 1 input warning(s) (truncated) (exit 4" in err
+    assert "INCOMPLETE" in out or "FAIL" in out
+    # Allowed on purpose, it reads as what it is: incomplete.
+    assert main(["report", str(cut), "--output-dir", str(tmp_path / "out"), "--allow-warnings", "truncated"]) == 0

@@ -85,9 +85,13 @@ def test_declared_totals_mismatch_is_a_warning():
     xml = (b'<testsuite name="s" tests="3" failures="1" errors="0" skipped="0">'
            b'<testcase classname="test_a" name="t1"/></testsuite>')
     parsed = parse_bytes(xml, "x.xml", "x")
-    assert [w.problem for w in parsed.warnings] == [
-        "suite totals disagree with its testcases (tests 3 declared / 1 found, failures 1 declared / 0 found); "
-        "the testcases are what is merged"]
+    # Fewer testcases than declared: cases were lost, the env is incomplete and the report fails on it by default.
+    assert [(w.slug, w.problem) for w in parsed.warnings] == [
+        ("fewer-cases", "incomplete: holds 1 of 3 declared testcases (tests 3 declared / 1 found, failures 1 "
+                        "declared / 0 found); env marked incomplete")]
+    more = parse_bytes(xml.replace(b'tests="3"', b'tests="1"'), "x.xml", "x")
+    assert [w.problem for w in more.warnings] == [
+        "suite totals disagree with its testcases (failures 1 declared / 0 found); the testcases are what is merged"]
 
 
 def test_bad_times_are_counted_and_warned():

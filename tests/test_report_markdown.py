@@ -107,12 +107,19 @@ def test_envs_that_agree_have_no_divergent_check():
     matrix = build_matrix(VIEW_ENVS)
     assert matrix.divergent == 2
     text = markdown.render_markdown(matrix, envs=["a", "b"])
-    assert "**4 checks x 2 of 3 envs: 0 divergent, problems in a, b**" in text
+    assert "**4 checks x 2 of 3 envs: 0 divergent, problems in a, b in this view; problems outside it in c**" in text
     assert "### Divergent checks" not in text
     assert "| split | 2 | 2 ✅ passed |" in text
     assert "| backward | 1 | 1 ✅ passed |" in text
     assert "| **c** |" not in text
     assert "View: a, b; divergence is among these envs only" in text
+
+
+def test_envs_view_names_a_failing_env_outside_it():
+    # The run exits 1 for c's failure: a view of a and b must not read "no failures" without naming c.
+    envs = [env("a", {"split::a": m.PASSED}), env("b", {"split::a": m.PASSED}), env("c", {"split::a": m.FAILED})]
+    text = markdown.render_markdown(build_matrix(envs), envs=["a", "b"])
+    assert "**1 checks x 2 of 3 envs: 0 divergent, no failures in this view; problems outside it in c**" in text
 
 
 def test_envs_view_lists_the_checks_that_differ_among_them():

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report import html, jsonfmt, markdown, stepcost, timeline
+from conformance.protocol.stepcost import Trace
+from conformance.report import baseline, html, jsonfmt, markdown, stepcost, timeline
 from conformance.report import model as m
 from conformance.report.matrix import build_matrix
 from test_report_html import browse, screenshot
@@ -42,7 +43,9 @@ def matrix(*envs: m.EnvResult) -> m.Matrix:
 def test_properties_become_tables_not_metadata():
     mat = matrix(env("cuda"))
     col = mat.envs[0]
-    assert stepcost.plain(col.properties) == {"env": "cuda", "torch_version": "2.11.0"}
+    assert col.metadata == {"env": "cuda", "torch_version": "2.11.0"}
+    assert col.build.torch_version == "2.11.0"
+    assert [(check, cost.step_ms) for check, cost in col.costs] == [("test_step_cost[Schedule1F1B-world2]", 14.19)]
     data = json.loads(jsonfmt.render_json(mat))["envs"][0]
     assert data["properties"] == {"env": "cuda", "torch_version": "2.11.0"}
     assert data["stepcost"][0]["step_ms"] == 14.19
@@ -63,7 +66,7 @@ def test_envs_without_step_cost_render_as_before():
 
 
 def test_timeline_lanes_kinds_and_idle():
-    svg = timeline.svg(TRACE)
+    svg = timeline.svg(Trace.from_json(json.dumps(TRACE)))
     assert svg.count('class="idle"') == 2  # one lane per rank, its background is the idle colour
     assert svg.count('class="act k-F"') == 6
     assert svg.count('class="act k-B"') == 6
@@ -90,15 +93,14 @@ def test_step_time_regressions_against_a_baseline(tmp_path):
     base = tmp_path / "compatibility.json"
     base.write_text(jsonfmt.render_json(matrix(env("cuda", step_ms=10.0), env("rocm", step_ms=14.0))))
     now = matrix(env("cuda", step_ms=14.19), env("rocm", step_ms=14.19))  # +42 %, +1.4 % (under the threshold)
-    regress = stepcost.regressions(now, str(base))
-    assert [(r["env"], r["schedule"], r["world"], r["before_ms"]) for r in regress] == [
-        ("cuda", "Schedule1F1B", 2, 10.0)]
+    regress = baseline.diff(now, baseline.load(str(base))).step_time
+    assert [(r.env, r.schedule, r.world, r.before_ms) for r in regress] == [("cuda", "Schedule1F1B", 2, 10.0)]
     xml_base = tmp_path / "cuda.xml"
     xml_base.write_text('<testsuites><testsuite name="pytest" tests="0"><properties>'
                         '<property name="env" value="cuda"/><property name="stepcost:x" value="'
                         + json.dumps({**COST, "step_ms": 10.0}).replace('"', "&quot;") + '"/></properties>'
                         "</testsuite></testsuites>")
-    assert stepcost.baseline_costs(str(xml_base)) == {"cuda": {("Schedule1F1B", 2): 10.0}}
+    assert baseline.load(str(xml_base)).step_ms == {"cuda": {("Schedule1F1B", 2): 10.0}}
 
 
 def test_browser_draws_the_timeline(tmp_path):

@@ -1,22 +1,37 @@
-"""Compare the matrix with a previous run (compatibility.json or merged.xml): regressions, fixes, new, removed."""
+"""Compare the matrix with a previous run (compatibility.json or merged.xml): regressions, lost coverage, fixes,
+new and removed checks, and what changed in the build or hardware an env ran on."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conformance.errors import UsageError
+from conformance.protocol import properties
+from conformance.protocol.properties import BuildRecord
+from conformance.protocol.stepcost import StepCost, read_costs
 from conformance.report import model as m
+from conformance.report import stepcost
 from conformance.report.jsonfmt import READABLE_FORMATS
 from conformance.report.junit_in import parse_bytes
 from conformance.report.matrix import combine_runs
 from conformance.report.model import BaselineDiff, Change
 
-__all__ = ["REGRESSED", "BaselineDiff", "BaselineError", "Change", "diff", "load"]
+__all__ = ["COVERED", "LOST", "REGRESSED", "Baseline", "BaselineDiff", "BaselineError", "Change", "diff", "load"]
 
-# passed -> one of these is a regression; not_run counts too: the run died before reaching a check that passed.
-REGRESSED = frozenset({m.FAILED, m.ERROR, m.CRASHED, m.MISSING, m.NOT_RUN})
+# passed -> one of these is a regression: the check ran and broke.
+REGRESSED = frozenset({m.FAILED, m.ERROR, m.CRASHED})
+# A check that ran (passed, or failed as expected) and now does not run at all is lost coverage: the device went
+# away, the run died first (not run), the check vanished from the env, or it is skipped. It gates like a regression
+# unless allowed (--allow-lost-coverage): a green report must not come from running less.
+COVERED = frozenset({m.PASSED, m.XFAIL})
+LOST = frozenset({m.UNAVAILABLE, m.NOT_RUN, m.MISSING, m.SKIPPED, m.NOT_APPLICABLE})
+
+
+# Build fields whose change between the baseline and this run is said beside the diff.
+COMPARED = (properties.DEVICE, properties.DEVICE_COUNT, properties.DEVICE_NAMES, properties.TORCH_VERSION)
 
 
 class BaselineError(UsageError):
@@ -24,6 +39,16 @@ class BaselineError(UsageError):
 
 
 Outcomes = dict[str, dict[str, str]]  # env -> check id -> outcome
+
+
+@dataclass
+class Baseline:
+    """What a previous report says: outcomes per env and check, each env's build and its step times."""
+
+    path: str
+    outcomes: Outcomes
+    builds: dict[str, BuildRecord] = field(default_factory=dict)
+    step_ms: stepcost.StepTimes = field(default_factory=dict)  # env -> (schedule, world) -> step ms
 
 
 class _ShapeError(Exception):
@@ -91,8 +116,21 @@ def _rows_v2(rows: list[Any], names: list[str], out: Outcomes) -> None:
             out[name][row["id"]] = _outcome(cell.get("outcome"), f'"rows"[{r}].cells.{name}.outcome')
 
 
-def _from_json(data: dict[str, Any], path: str) -> Outcomes:
-    """Outcomes of a compatibility.json, its shape checked against the documented format first."""
+def _builds_and_times(data: dict[str, Any]) -> tuple[dict[str, BuildRecord], stepcost.StepTimes]:
+    """Each env's build record and step times from a compatibility.json (its "properties" and "stepcost")."""
+    builds: dict[str, BuildRecord] = {}
+    times: stepcost.StepTimes = {}
+    for env in data.get("envs") or []:
+        props = env.get("properties")
+        builds[env["name"]] = BuildRecord.from_properties(props if isinstance(props, dict) else {})
+        costs = env.get("stepcost")
+        costs = [("", StepCost.from_dict(d)) for d in costs if isinstance(d, dict)] if isinstance(costs, list) else []
+        times[env["name"]] = stepcost.step_times(costs)
+    return builds, times
+
+
+def _from_json(data: dict[str, Any], path: str) -> Baseline:
+    """Outcomes and env properties of a compatibility.json, its shape checked against the documented format first."""
     fmt = data.get("format")
     if fmt not in READABLE_FORMATS or isinstance(fmt, bool):
         raise BaselineError(f"{path}: compatibility.json format {fmt!r}, this version reads formats "
@@ -105,11 +143,12 @@ def _from_json(data: dict[str, Any], path: str) -> Outcomes:
         (_rows_v1 if fmt == 1 else _rows_v2)(rows, names, out)  # type: ignore[arg-type]
     except _ShapeError as exc:
         raise BaselineError(f"{path}: not a format {fmt} compatibility.json: {exc}") from None
-    return out
+    return Baseline(path, out, *_builds_and_times(data))
 
 
-def load(path: str) -> Outcomes:
-    """env -> check id -> outcome of a previous compatibility.json or merged.xml (or a single env file)."""
+def load(path: str) -> Baseline:
+    """Outcomes and env properties of a previous compatibility.json or merged.xml (or a single env file): the one
+    reader of the baseline file (outcomes, builds and step costs all come from here)."""
     file = Path(path)
     try:
         raw = file.read_bytes()
@@ -129,7 +168,9 @@ def load(path: str) -> Outcomes:
     if not parsed.envs:
         reason = "; ".join(w.problem for w in parsed.warnings) or "no results"
         raise BaselineError(f"{path}: not usable as a baseline ({reason})")
-    return {env.name: _combined(env) for env in parsed.envs}
+    return Baseline(path, {env.name: _combined(env) for env in parsed.envs},
+                    {env.name: BuildRecord.from_properties(env.properties) for env in parsed.envs},
+                    {env.name: stepcost.step_times(read_costs(env.properties)) for env in parsed.envs})
 
 
 def _combined(env: m.EnvResult) -> dict[str, str]:
@@ -141,17 +182,36 @@ def _combined(env: m.EnvResult) -> dict[str, str]:
             for key, cells in groups.items()}
 
 
-def diff(matrix: m.Matrix, before: Outcomes, path: str) -> BaselineDiff:
-    """Per env of this run: regressions, fixes and new checks against `before`; checks gone from the run."""
-    out = BaselineDiff(path)
+def build_changes(env: str, before: BuildRecord, after: BuildRecord) -> list[m.BuildChange]:
+    """What differs in the hardware or torch an env ran on: results (and step times) then compare two machines.
+    Nothing when the baseline recorded no build for the env (a format 1 JSON, a foreign JUnit file)."""
+    if not (before.device or before.torch_version):
+        return []
+    out = []
+    for name in COMPARED:
+        was, now = getattr(before, name), getattr(after, name)
+        if was != now and (was or now):
+            out.append(m.BuildChange(env, name, str(was), str(now)))
+    return out
+
+
+def diff(matrix: m.Matrix, before: Baseline | Outcomes, path: str = "") -> BaselineDiff:
+    """Per env of this run: regressions, lost coverage, fixes and new checks against `before`; checks gone from the
+    run; build changes; step-time regressions."""
+    base = before if isinstance(before, Baseline) else Baseline(path, before)
+    old_outcomes = base.outcomes
+    out = BaselineDiff(path or base.path)
     names = [c.name for c in matrix.envs]
     now_ids = {row.key for row in matrix.rows}
-    out.new_envs = [n for n in names if n not in before]
-    out.removed_envs = sorted(n for n in before if n not in names)
-    for i, name in enumerate(names):
-        old = before.get(name)
+    out.new_envs = [n for n in names if n not in old_outcomes]
+    out.removed_envs = sorted(n for n in old_outcomes if n not in names)
+    for i, col in enumerate(matrix.envs):
+        name = col.name
+        old = old_outcomes.get(name)
         if old is None:
             continue
+        if name in base.builds:
+            out.builds += build_changes(name, base.builds[name], col.build)
         for row in matrix.rows:
             after = row.outcome(i)
             was = old.get(row.key)
@@ -160,9 +220,12 @@ def diff(matrix: m.Matrix, before: Outcomes, path: str) -> BaselineDiff:
                     out.new.append(Change(name, row.key, m.MISSING, after))
             elif was == m.PASSED and after in REGRESSED:
                 out.regressions.append(Change(name, row.key, was, after))
+            elif was in COVERED and after in LOST:
+                out.lost.append(Change(name, row.key, was, after))
             elif was in m.PROBLEMS and after == m.PASSED:
                 out.fixes.append(Change(name, row.key, was, after))
         for key, was in old.items():
             if key not in now_ids:
                 out.removed.append(Change(name, key, was, m.MISSING))
+    out.step_time = stepcost.regressions(matrix, base.step_ms)
     return out

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from conformance.report import model as m
-from conformance.report.markdown import headline
+from conformance.report import stepcost
+from conformance.report.view import headline
 
 _MAX_CHANGES = 20  # stdout is for a glance; the reports hold the full lists
 
@@ -41,9 +42,8 @@ def warning_line(w: m.InputWarning) -> str:
 
 
 def _build(col: m.EnvColumn) -> str:
-    p = col.properties
-    bits = [p.get("torch_version", ""), p.get("device_names") or p.get("device", ""), p.get("backend", "")]
-    return " ".join(b for b in bits if b)
+    b = col.build
+    return " ".join(x for x in (b.torch_version, b.device_names or b.device, b.backend) if x)
 
 
 _MARK = {"failed": "FAIL", "incomplete": "INCOMPLETE", "unavailable": "N/A", "idle": "IDLE"}
@@ -62,7 +62,10 @@ def _env_line(col: m.EnvColumn, width: int) -> str:
 
 def _baseline_lines(diff: m.BaselineDiff) -> list[str]:
     lines = [f"baseline {diff.path}: {diff.summary()}"]
-    for title, changes in (("regressed", diff.regressions), ("fixed", diff.fixes)):
+    for env in dict.fromkeys(b.env for b in diff.builds):
+        lines.append(f"  changed: {env} ran on another build or machine than in the baseline: "
+                     f"{'; '.join(b.describe() for b in diff.changed(env))}")
+    for title, changes in (("regressed", diff.regressions), ("lost coverage", diff.lost), ("fixed", diff.fixes)):
         for c in changes[:_MAX_CHANGES]:
             lines.append(f"  {title}: {c.env} {c.id}: {c.before} -> {c.after}")
         if len(changes) > _MAX_CHANGES:
@@ -78,4 +81,5 @@ def summary_lines(matrix: m.Matrix) -> list[str]:
     lines += [f"  {name:<{width}}  MISSING  expected, but no results file" for name in matrix.absent_envs]
     if matrix.baseline is not None:
         lines += _baseline_lines(matrix.baseline)
+    lines += stepcost.summary_lines(matrix)
     return [safe_line(line) for line in lines]

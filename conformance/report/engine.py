@@ -50,7 +50,8 @@ class Options:
     baseline: str | None = None
     expect: list[str] = field(default_factory=list)
     strict: bool = False
-    allow: frozenset[str] = frozenset()  # warning slugs that --strict lets pass
+    allow: frozenset[str] = frozenset()  # warning slugs that --strict (and incomplete inputs) let pass
+    allow_lost_coverage: bool = False  # lost coverage against --baseline is listed but does not exit 5
     envs: list[str] = field(default_factory=list)  # --envs: the envs the Markdown shows ([] = all)
     generator: str = ""
 
@@ -115,7 +116,7 @@ def build(opts: Options, envs: list[m.EnvResult], warnings: list[m.InputWarning]
         except baseline_mod.BaselineError as exc:
             raise baseline_mod.BaselineError(f"--baseline: {exc}") from None
         matrix.baseline = baseline_mod.diff(matrix, before, opts.baseline)
-        matrix.baseline.step_time = stepcost.regressions(matrix, opts.baseline)
+        matrix.baseline.lost_allowed = opts.allow_lost_coverage
     return matrix
 
 
@@ -173,7 +174,7 @@ def print_summary(opts: Options, matrix: m.Matrix, written: list[Path], streams:
     to_stdout = opts.output_dir == STDOUT
     stream = streams.err if to_stdout else streams.out
     try:
-        for line in summary_lines(matrix) + stepcost.summary_lines(matrix):
+        for line in summary_lines(matrix):
             print(line, file=stream)
         if written:
             print(safe_line("wrote " + ", ".join(str(p) for p in written)), file=streams.out)
@@ -184,18 +185,18 @@ def print_summary(opts: Options, matrix: m.Matrix, written: list[Path], streams:
 
 
 def strict_warnings(opts: Options, matrix: m.Matrix) -> list[m.InputWarning]:
-    """The warnings that make --strict fail: all but the slugs it was told to allow."""
-    if not opts.strict:
-        return []
-    return [w for w in matrix.warnings if w.slug not in opts.allow]
+    """The warnings that fail the report (exit 4): an incomplete input always (it would read green on lost
+    testcases), any warning under --strict; in both cases but the slugs --allow-warnings names."""
+    return [w for w in matrix.warnings if w.slug not in opts.allow and (opts.strict or w.slug in m.INCOMPLETE_SLUGS)]
 
 
 def exit_code(opts: Options, matrix: m.Matrix) -> int:
-    """Most specific first: --strict warnings (4), baseline regressions (5), failed envs (1), else 0."""
+    """Most specific first: incomplete inputs or --strict warnings (4), baseline regressions or lost coverage (5),
+    failed envs (1), else 0."""
     if strict_warnings(opts, matrix):
         return errors.STRICT
     diff = matrix.baseline
-    if diff is not None and diff.regressions:
+    if diff is not None and diff.gating:
         return errors.REGRESSION
     if matrix.failed_envs:
         return errors.FAILED
@@ -212,7 +213,12 @@ def run_report(opts: Options, streams: Streams | None = None) -> int:
     print_summary(opts, matrix, written, streams)
     code = exit_code(opts, matrix)
     if code == errors.STRICT:
-        slugs = sorted({w.slug for w in strict_warnings(opts, matrix)})
-        streams.note(f"--strict: {len(strict_warnings(opts, matrix))} input warning(s) ({', '.join(slugs)}) "
-                     f"(exit {code})")
+        failing = strict_warnings(opts, matrix)
+        slugs = sorted({w.slug for w in failing})
+        why = "--strict" if opts.strict else "incomplete input"
+        streams.note(f"{why}: {len(failing)} input warning(s) ({', '.join(slugs)}) (exit {code}; "
+                     f"--allow-warnings {','.join(slugs)} lets them pass)")
+    elif code == errors.REGRESSION and matrix.baseline is not None and not matrix.baseline.regressions:
+        streams.note(f"{len(matrix.baseline.lost)} checks lost coverage against the baseline (exit {code}; "
+                     "--allow-lost-coverage lets that pass)")
     return code

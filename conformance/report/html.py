@@ -10,24 +10,51 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from html import escape
 
+from conformance.protocol import properties as P
 from conformance.report import model as m
-from conformance.report import stepcost
-from conformance.report.html_assets import CSS, JS
+from conformance.report import stepcost, timeline
+from conformance.report.html_assets import CSS, JS, STEPCOST_CSS
 
 MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
 MESSAGE_BUDGET = 8_000_000  # all messages together; beyond it only the one-line reason is kept
 
-# Env build metadata: (label, property keys joined with a space). The first _COLUMNS are env-table columns;
-# all of them are in the env name's tooltip and in the matrix header tooltips.
-_META = (
-    ("torch", ("torch_version",)), ("variant", ("torch_variant", "torch_source")),
-    ("runtime", ("runtime", "runtime_version")), ("driver", ("driver_version",)), ("device", ()),
-    ("backend", ("backend",)), ("host", ("hostname",)), ("python", ("python_version",)), ("started", ("start_time",)),
-    ("conformance", ("conformance_version",)),
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _device(col: m.EnvColumn) -> str:
+    b = col.build
+    value = b.device_names or b.device
+    if b.device_count not in (0, 1) and "," not in value:
+        value = f"{b.device_count} × {value}"  # noqa: RUF001 - the multiplication sign is meant
+    if not b.device_available:
+        value = f"{b.device} unavailable: {b.device_reason}".strip()
+    if b.device_simulated:  # a test stand-in (device profile): never real hardware
+        value = f"SIMULATED device, not real hardware: {value}"
+    return value
+
+
+# Env build metadata: (label, value of the env's build record). The first _COLUMNS are env-table columns; all of
+# them are in the env name's tooltip and in the matrix header tooltips.
+_META: tuple[tuple[str, Callable[[m.EnvColumn], str]], ...] = (
+    ("torch", lambda c: c.build.torch_version), ("variant", lambda c: _join(c.build.torch_variant,
+                                                                            c.build.torch_source)),
+    ("runtime", lambda c: _join(c.build.runtime, c.build.runtime_version)),
+    ("driver", lambda c: c.build.driver_version), ("device", _device), ("backend", lambda c: c.build.backend),
+    ("host", lambda c: c.build.hostname or c.result.hostname), ("python", lambda c: c.build.python_version),
+    ("started", lambda c: c.build.start_time or c.result.timestamp),
+    ("conformance", lambda c: c.build.conformance_version),
 )
+# Properties the _META columns show: the others are listed in the env's tooltip as they were written.
+_SHOWN = frozenset({P.ENV, P.TORCH_VERSION, P.TORCH_VARIANT, P.TORCH_SOURCE, P.RUNTIME, P.RUNTIME_VERSION,
+                    P.DRIVER_VERSION, P.DEVICE, P.DEVICE_NAMES, P.DEVICE_COUNT, P.DEVICE_AVAILABLE, P.DEVICE_REASON,
+                    P.DEVICE_SIMULATED, P.BACKEND, P.HOSTNAME, P.PYTHON_VERSION, P.START_TIME,
+                    P.CONFORMANCE_VERSION})
 _COLUMNS = 7
 _BADGE = {"failed": '<span class="badge o-F">FAIL</span>', "incomplete": '<span class="badge o-R">PART</span>',
           "unavailable": '<span class="badge o-U" title="nothing ran: device absent">N/A</span>',
@@ -39,29 +66,14 @@ _BAR = {m.PASSED: "#3aa55b", m.FAILED: "#d33", m.ERROR: "#f08a24", m.CRASHED: "#
 
 
 def _meta(col: m.EnvColumn) -> list[tuple[str, str]]:
-    """(header, value) for every env-table column, "" where the property is absent."""
-    p = dict(col.properties)
-    p.setdefault("hostname", col.result.hostname)
-    p.setdefault("start_time", col.result.timestamp)
-    out = []
-    for label, keys in _META:
-        value = " ".join(p[k] for k in keys if p.get(k))
-        if label == "device":
-            value = p.get("device_names") or p.get("device", "")
-            if p.get("device_count") and p.get("device_count") not in ("0", "1") and "," not in value:
-                value = f"{p['device_count']} × {value}"  # noqa: RUF001 - the multiplication sign is meant
-            if p.get("device_available", "").lower() in ("false", "0", "no"):
-                value = f"{p.get('device', '')} unavailable: {p.get('device_reason', '')}".strip()
-            if p.get("device_simulated") == "true":  # a test stand-in (device profile): never real hardware
-                value = f"SIMULATED device, not real hardware: {value}"
-        out.append((label, value))
-    return out
+    """(header, value) for every env-table column, "" where the build record has nothing."""
+    return [(label, value(col)) for label, value in _META]
 
 
 def _short(col: m.EnvColumn) -> str:
-    p = col.properties
-    simulated = "SIMULATED" if p.get("device_simulated") == "true" else ""
-    return " · ".join(x for x in (simulated, p.get("torch_variant") or p.get("device", ""), p.get("backend", "")) if x)
+    b = col.build
+    simulated = "SIMULATED" if b.device_simulated else ""
+    return " · ".join(x for x in (simulated, b.torch_variant or b.device, b.backend) if x)
 
 
 def _bar(counts: m.Counts) -> str:
@@ -73,14 +85,10 @@ def _bar(counts: m.Counts) -> str:
     return f'<div class="bar">{spans}</div>'
 
 
-_SHOWN = {k for _, keys in _META for k in keys} | {"env", "device", "device_names", "device_count",
-                                                   "device_available", "device_reason", "device_simulated"}
-
-
 def _env_title(col: m.EnvColumn) -> str:
     lines = [f"{k}: {v}" for k, v in _meta(col) if v]
     # Properties this page has no column for (a newer plugin, another tool) are still shown, never dropped.
-    lines += [f"{k}: {v}" for k, v in stepcost.plain(col.properties).items() if k not in _SHOWN and v]
+    lines += [f"{k}: {v}" for k, v in col.metadata.items() if k not in _SHOWN and v]
     lines.append(f"file: {col.result.path} ({col.result.time:.1f} s of checks)")
     return "\n".join(lines)
 
@@ -123,7 +131,13 @@ def _baseline(matrix: m.Matrix) -> list[str]:
     if diff.new_envs or diff.removed_envs:
         out.append(f"<p>new envs: {escape(', '.join(diff.new_envs) or 'none')}; envs gone: "
                    f"{escape(', '.join(diff.removed_envs) or 'none')}</p>")
-    for title, css, changes in (("Regressions", "regress", diff.regressions), ("Fixes", "fix", diff.fixes),
+    for env in dict.fromkeys(b.env for b in diff.builds):
+        out.append(f'<p class="warn"><b>{escape(env)}</b> ran on another build or machine than in the baseline: '
+                   f"{escape('; '.join(b.describe() for b in diff.changed(env)))}</p>")
+    lost = "Lost coverage" + (" (allowed)" if diff.lost_allowed else "")
+    lost_css = "fix" if diff.lost_allowed else "regress"
+    for title, css, changes in (("Regressions", "regress", diff.regressions), (lost, lost_css, diff.lost),
+                                ("Fixes", "fix", diff.fixes),
                                 ("New checks", "", diff.new), ("Removed checks", "", diff.removed)):
         if not changes:
             continue
@@ -220,10 +234,42 @@ def _data(matrix: m.Matrix) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
+OPEN_TIMELINES = 3  # per env, the first timelines are drawn open; the others one click away
+
+
+def _stepcost(matrix: m.Matrix) -> list[str]:
+    """Per env: the step-cost table and a timeline per measured trace (nothing when no env has either)."""
+    envs = [c for c in matrix.envs if c.costs or c.traces]
+    regress = matrix.baseline.step_time if matrix.baseline else []
+    if not envs and not regress:
+        return []
+    out = [f"<style>{STEPCOST_CSS}</style>", ('<h2 id="stepcost">Step cost and measured timelines <span class="meta">'
+           "from the behaviour checks' traces; Chrome traces in traces/ beside this file</span></h2>")]
+    if regress:
+        items = "".join(f"<li>{escape(r.env)} {escape(r.schedule)} world {r.world}: {r.before_ms:.2f} → "
+                        f"{r.after_ms:.2f} ms (+{r.growth:.0%})</li>" for r in regress)
+        out.append(f'<h3>Step-time regressions</h3><ul class="stepregress">{items}</ul>')
+    for col in envs:
+        out.append(f'<h3 class="stepcost-env">{escape(col.name)}</h3>')
+        if col.costs:
+            head = "".join(f"<th>{escape(h)}</th>" for h in stepcost.HEAD)
+            body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in stepcost.row_cells(cost)) + "</tr>"
+                           for _, cost in col.costs)
+            out.append(f'<table class="stepcost"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+        if col.traces:
+            out.append(timeline.legend())
+            for i, (name, tr) in enumerate(col.traces):
+                t0, t1 = timeline.span(tr)
+                summary = f"{escape(tr.schedule)} world {tr.world} · {(t1 - t0) / 1000:.2f} ms · {escape(name)}"
+                opened = " open" if i < OPEN_TIMELINES else ""
+                out.append(f'<details class="tl"{opened}><summary>{summary}</summary>{timeline.svg(tr)}</details>')
+    return out
+
+
 def render_html(matrix: m.Matrix) -> str:
     legend = "".join(f'<span class="k o-{m.LETTER[o]}">{m.LETTER[o]}</span>{escape(m.LABEL[o])}' for o in m.OUTCOMES)
     divergent = matrix.divergent
-    steps = stepcost.html_parts(matrix)
+    steps = _stepcost(matrix)
     jump = ' · <a href="#stepcost">step cost and timelines</a>' if steps else ""
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',

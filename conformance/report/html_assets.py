@@ -274,3 +274,8 @@ JS = r"""
   document.documentElement.setAttribute("data-js", "ready");
 })();
 """
+
+STEPCOST_CSS = (".timeline{display:block;margin:4px 0 12px;font-family:sans-serif}.tl-key{display:inline-block;"
+                "width:12px;height:12px;margin:0 4px 0 10px;vertical-align:middle}table.stepcost td,table.stepcost th"
+                "{padding:2px 8px;text-align:right}table.stepcost td:first-child,table.stepcost th:first-child"
+                "{text-align:left}")

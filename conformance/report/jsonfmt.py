@@ -35,10 +35,10 @@ Rows come divergent first, then by area. A check id is `classname::name`. An env
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from conformance.report import model as m
-from conformance.report import stepcost
 
 # Changelog of FORMAT (bump on any change a reader could notice; readers check it):
 #   1: first version.
@@ -46,7 +46,9 @@ from conformance.report import stepcost
 #      the check, replacing the env-aligned "outcomes"/"times" lists and "messages"; "runs" lists every outcome
 #      of an id repeated in one env; warnings carry a "slug"; envs carry "files"; an env "time" that overflows a
 #      float is null (was Infinity, which is not JSON). Optional (readers of 2 ignore them): env "stepcost" and
-#      "traces" where the suite measured them; "baseline"."step_time" where step times regressed.
+#      "traces" where the suite measured them; "baseline"."step_time" where step times regressed; "baseline"."lost"
+#      (coverage lost: passed/xfail -> unavailable, not run, missing, skipped, not applicable) and
+#      "baseline"."builds" (device, device count, device names or torch that changed per env).
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # what `--baseline` accepts
 
@@ -74,8 +76,7 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
         "generated_at": matrix.generated_at,
         "outcomes": list(m.OUTCOMES),
         "envs": [{"name": c.name, "file": c.result.path, "files": c.result.files, "sha256": c.result.sha256,
-                  "incomplete": c.result.incomplete, "properties": stepcost.plain(c.properties),
-                  **stepcost.env_json(c.properties),
+                  "incomplete": c.result.incomplete, "properties": c.metadata, **_stepcost(c),
                   "counts": c.counts.as_dict(), "total": c.counts.total, "time": _time(c.result)}
                  for c in matrix.envs],
         "absent_envs": matrix.absent_envs,
@@ -96,3 +97,13 @@ def _time(env: m.EnvResult) -> float | None:
 def render_json(matrix: m.Matrix) -> str:
     # allow_nan=False: a non-finite number would be written as Infinity/NaN, which JSON readers reject.
     return json.dumps(to_data(matrix), ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+def _stepcost(col: m.EnvColumn) -> dict[str, Any]:
+    """The env's step costs and the names of its traced checks, only where there are any."""
+    out: dict[str, Any] = {}
+    if col.costs:
+        out["stepcost"] = [{"check": check, **asdict(cost)} for check, cost in col.costs]
+    if col.traces:
+        out["traces"] = [name for name, _ in col.traces]
+    return out
+
+

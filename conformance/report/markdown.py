@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from conformance.report import model as m
 from conformance.report import stepcost
-
-if TYPE_CHECKING:
-    from conformance.report.baseline import BaselineDiff
+from conformance.report.view import View
 
 LIMIT = 65_535  # GitHub's cap for a job summary step and for a comment body
 _RESERVE = 600  # room kept for the truncation note and the legend
@@ -72,66 +69,20 @@ def _mark(outcome: str) -> str:
     return EMOJI[outcome]
 
 
-def headline(matrix: m.Matrix) -> str:
-    """One line for stdout and the top of the Markdown."""
-    return _View(matrix).headline(str)
-
-
-class _View:
-    """The envs a reader asked for (`--envs`, default all) and what depends on them: the rows that exist there,
-    divergence and consensus among those envs only (a row that differs only in a hidden env is not a gap here)."""
-
-    def __init__(self, matrix: m.Matrix, envs: Sequence[str] | None = None) -> None:
-        wanted = set(envs) if envs else None
-        self.matrix = matrix
-        self.index = [i for i, c in enumerate(matrix.envs) if wanted is None or c.name in wanted]
-        self.full = len(self.index) == len(matrix.envs)
-        self.envs = [matrix.envs[i] for i in self.index]
-        if self.full:
-            self.rows = matrix.rows
-        else:
-            self.rows = [r for r in matrix.rows if any(r.outcome(i) != m.MISSING for i in self.index)]
-
-    def divergent(self, row: m.Row) -> bool:
-        if self.full:
-            return row.divergent
-        kinds = {row.outcome(i) for i in self.index}
-        kinds.discard(m.UNAVAILABLE)  # an absent device is no compatibility gap, as in the full matrix
-        return len(kinds) > 1
-
-    def problem(self, row: m.Row) -> bool:
-        return any(row.outcome(i) in m.PROBLEMS for i in self.index)
-
-    def consensus(self, row: m.Row) -> str:
-        for i in self.index:
-            if row.outcome(i) != m.UNAVAILABLE:
-                return row.outcome(i)
-        return m.UNAVAILABLE
-
-    def headline(self, text: Callable[[str], str]) -> str:
-        """'N checks x E envs: D divergent, problems in ...', input names passed through `text`."""
-        n = len(self.envs)
-        envs = f"{n} env{'s' if n != 1 else ''}" if self.full else f"{n} of {len(self.matrix.envs)} envs"
-        bad = [text(c.name) for c in self.envs if c.counts.problems]
-        state = f"problems in {', '.join(bad)}" if bad else "no failures"
-        divergent = sum(1 for r in self.rows if self.divergent(r))
-        return f"{len(self.rows)} checks x {envs}: {divergent} divergent, {state}"
-
-
 def _env_line(col: m.EnvColumn) -> str:
-    p = col.properties
-    torch = p.get("torch_version", "")
-    if p.get("torch_variant"):
-        torch += f" ({p['torch_variant']}{', ' + p['torch_source'] if p.get('torch_source') else ''})"
-    runtime = " ".join(x for x in (p.get("runtime", ""), p.get("runtime_version", "")) if x)
-    if p.get("driver_version"):
-        runtime += f", driver {p['driver_version']}"
-    device = p.get("device_names") or p.get("device", "")
-    if p.get("device_available", "").lower() in ("false", "0", "no"):
-        device += f" (unavailable{': ' + p['device_reason'] if p.get('device_reason') else ''})"
-    if p.get("device_simulated") == "true":  # a test stand-in (device profile): never real hardware
+    b = col.build
+    torch = b.torch_version
+    if b.torch_variant:
+        torch += f" ({b.torch_variant}{', ' + b.torch_source if b.torch_source else ''})"
+    runtime = " ".join(x for x in (b.runtime, b.runtime_version) if x)
+    if b.driver_version:
+        runtime += f", driver {b.driver_version}"
+    device = b.device_names or b.device
+    if not b.device_available:
+        device += f" (unavailable{': ' + b.device_reason if b.device_reason else ''})"
+    if b.device_simulated:  # a test stand-in (device profile): never real hardware
         device = f"SIMULATED device, not real hardware: {device}"
-    host = p.get("hostname") or col.result.hostname
+    host = b.hostname or col.result.hostname
     status = _STATUS[col.status]
     if col.result.incomplete and col.status != "incomplete":
         status += " ⚠️ incomplete"
@@ -140,7 +91,7 @@ def _env_line(col: m.EnvColumn) -> str:
                      if o != m.PASSED and counts.get(o))
     result = f"{counts.passed}/{counts.total} passed" + (f", {rest}" if rest else "")
     return "| " + " | ".join([f"**{_plain(col.name)}**", status, result, _plain(torch), _plain(runtime),
-                               _plain(device), _plain(p.get("backend", "")), _plain(host)]) + " |"
+                               _plain(device), _plain(b.backend), _plain(host)]) + " |"
 
 
 class _Budget:
@@ -163,7 +114,7 @@ class _Budget:
 def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "compatibility.html",
                     envs: Sequence[str] | None = None) -> str:
     """The job summary; `envs` restricts it to those columns, with divergence computed among them alone."""
-    view = _View(matrix, envs)
+    view = View(matrix, envs)
     out = _Budget(limit - _RESERVE)
     cut: list[str] = []
     out.add("## Pipeline-parallel conformance across devices")
@@ -194,7 +145,7 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     diff = matrix.baseline
     if diff is not None:
         _baseline(out, diff, cut)
-    for line in stepcost.markdown_lines(matrix):
+    for line in _stepcost_lines(matrix):
         if not out.add(line):
             cut.append("step-cost lines")
             break
@@ -213,7 +164,7 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     return text
 
 
-def _divergent_table(out: _Budget, view: _View, cut: list[str]) -> None:
+def _divergent_table(out: _Budget, view: View, cut: list[str]) -> None:
     """One line per divergent check of the view; rows where something broke first, so a truncated comment still
     shows every failure it can."""
     divergent = sorted((r for r in view.rows if view.divergent(r)), key=lambda r: not view.problem(r))
@@ -232,7 +183,7 @@ def _divergent_table(out: _Budget, view: _View, cut: list[str]) -> None:
     out.add("")
 
 
-def _consistent_table(out: _Budget, view: _View, cut: list[str]) -> None:
+def _consistent_table(out: _Budget, view: View, cut: list[str]) -> None:
     """Checks with one outcome across the view, counted per area."""
     consistent = [r for r in view.rows if not view.divergent(r)]
     if not consistent:
@@ -253,14 +204,20 @@ def _consistent_table(out: _Budget, view: _View, cut: list[str]) -> None:
     out.add("")
 
 
-def _baseline(out: _Budget, diff: BaselineDiff, cut: list[str]) -> None:
+def _baseline(out: _Budget, diff: m.BaselineDiff, cut: list[str]) -> None:
     out.add(f"### Against baseline {_code(diff.path)}: {_plain(diff.summary())}")
     out.add("")
     if diff.new_envs or diff.removed_envs:
         out.add(f"New envs: {_plain(', '.join(diff.new_envs) or 'none')}; envs gone: "
                 f"{_plain(', '.join(diff.removed_envs) or 'none')}")
         out.add("")
-    for title, changes in (("Regressions", diff.regressions), ("Fixes", diff.fixes)):
+    for env in dict.fromkeys(b.env for b in diff.builds):
+        out.add(f"- ⚠️ **{_plain(env)}** ran on another build or machine than in the baseline: "
+                f"{_plain('; '.join(b.describe() for b in diff.changed(env)))}")
+    if diff.builds:
+        out.add("")
+    lost = "Lost coverage" + (" (allowed)" if diff.lost_allowed else "")
+    for title, changes in (("Regressions", diff.regressions), (lost, diff.lost), ("Fixes", diff.fixes)):
         if not changes:
             continue
         out.add(f"**{title} ({len(changes)})**")
@@ -276,3 +233,23 @@ def _baseline(out: _Budget, diff: BaselineDiff, cut: list[str]) -> None:
     if diff.new or diff.removed:
         out.add(f"New checks: {len(diff.new)}; removed checks: {len(diff.removed)}")
         out.add("")
+
+
+def _stepcost_lines(matrix: m.Matrix) -> list[str]:
+    """A step-cost table per env that has step costs (nothing when none has), then step-time regressions."""
+    out: list[str] = []
+    head = stepcost.HEAD
+    for col in matrix.envs:
+        if not col.costs:
+            continue
+        device = col.costs[0][1].device
+        out += [f"### Step cost: {col.name}" + (f" ({device})" if device else ""), "",
+                "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(stepcost.row_cells(cost)) + " |" for _, cost in col.costs]
+        out.append("")
+    regress = matrix.baseline.step_time if matrix.baseline else []
+    if regress:
+        out += [f"### Step-time regressions ({len(regress)})", ""]
+        out += [f"- {stepcost.describe(r)})" for r in regress]
+        out.append("")
+    return out

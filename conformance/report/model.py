@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
+
+from conformance.protocol.properties import BuildRecord
+from conformance.protocol.stepcost import StepCost, Trace, is_payload, read_costs, read_traces
 
 # Outcome names, in the order they are shown everywhere (legend, summaries, JSON "outcomes").
 PASSED = "passed"
@@ -144,6 +147,7 @@ W_MALFORMED = "malformed"  # XML error other than an early end
 W_ENCODING = "encoding"  # bytes that are not valid UTF-8
 W_TRAILING = "trailing-content"  # content after the root element
 W_TOTALS = "totals"  # declared suite totals disagree with the testcases
+W_FEWER = "fewer-cases"  # a well-formed file holds fewer testcases than its suites declare
 W_BAD_TIME = "bad-time"  # a testcase time that is no non-negative number
 W_NO_TESTS = "no-tests"  # a JUnit file without testcases
 W_IN_PROGRESS = "in-progress"  # .partial / .lock / .journal beside (or instead of) a results file
@@ -151,9 +155,12 @@ W_DUPLICATE = "duplicate"  # a check id repeated inside one env (reruns, `go tes
 W_EXPECTED = "expected-env"  # an env named by --expect has no results file
 WARNING_SLUGS: tuple[str, ...] = (
     W_NO_SUCH_FILE, W_NAMED_TWICE, W_NOT_A_FILE, W_SYMLINK_LOOP, W_UNREADABLE, W_DUPLICATE_FILE, W_EMPTY,
-    W_NOT_JUNIT, W_MERGED_INPUT, W_TRUNCATED, W_MALFORMED, W_ENCODING, W_TRAILING, W_TOTALS, W_BAD_TIME,
+    W_NOT_JUNIT, W_MERGED_INPUT, W_TRUNCATED, W_MALFORMED, W_ENCODING, W_TRAILING, W_TOTALS, W_FEWER, W_BAD_TIME,
     W_NO_TESTS, W_IN_PROGRESS, W_DUPLICATE, W_EXPECTED,
 )
+# Warnings that fail the report by default (exit 4, not only under --strict): an input that lost testcases would
+# otherwise read green. `--allow-warnings <slug>` lets one pass.
+INCOMPLETE_SLUGS: frozenset[str] = frozenset({W_TRUNCATED, W_FEWER})
 
 
 @dataclass
@@ -296,12 +303,47 @@ class Row:
         return UNAVAILABLE
 
 
+# Display order of schedules: the suite's (conformance.suite.ranks.schedules.SCHEDULES); unknown names after, by name.
+SCHEDULE_ORDER = ("ScheduleGPipe", "Schedule1F1B", "ScheduleInterleaved1F1B", "ScheduleLoopedBFS",
+                  "ScheduleInterleavedZeroBubble", "ScheduleZBVZeroBubble", "ScheduleDualPipeV")
+
+
+def schedule_rank(name: str) -> tuple[int, str]:
+    return (SCHEDULE_ORDER.index(name) if name in SCHEDULE_ORDER else len(SCHEDULE_ORDER), name)
+
+
+@dataclass(frozen=True)
+class StepRegression:
+    """A schedule x world of one env whose step time grew beyond the threshold over the baseline's."""
+
+    env: str
+    schedule: str
+    world: int
+    before_ms: float
+    after_ms: float
+    growth: float  # after / before - 1
+
+
 @dataclass
 class EnvColumn:
-    """One matrix column: the env's results and its summary over the matrix rows."""
+    """One matrix column: the env's results, its summary over the matrix rows and its suite properties parsed once
+    (renderers read these typed fields, never property keys)."""
 
     result: EnvResult
     counts: Counts
+    build: BuildRecord = field(init=False)
+    metadata: dict[str, str] = field(init=False)  # the properties without step costs and traces, in file order
+    costs: list[tuple[str, StepCost]] = field(init=False)  # (check, step cost), by schedule then world
+    traces: list[tuple[str, Trace]] = field(init=False)  # (check, trace), the informative ones first
+
+    def __post_init__(self) -> None:
+        props = self.result.properties
+        self.build = BuildRecord.from_properties(props)
+        self.metadata = {k: v for k, v in props.items() if not is_payload(k)}
+        self.costs = sorted(read_costs(props), key=lambda c: (schedule_rank(c[1].schedule), c[1].world))
+        # Step-cost traces (a compute-bound model on the device) first, the widest world first: the informative ones.
+        self.traces = sorted(read_traces(props), key=lambda t: (not t[0].startswith("test_step_cost"), -t[1].world,
+                                                               schedule_rank(t[1].schedule), t[0]))
 
     @property
     def name(self) -> str:
@@ -325,6 +367,19 @@ class EnvColumn:
 
 
 @dataclass(frozen=True)
+class BuildChange:
+    """One build or hardware field of an env that differs between the baseline and this run."""
+
+    env: str
+    field: str  # a BuildRecord field name (device_count, torch_version, ...)
+    before: str
+    after: str
+
+    def describe(self) -> str:
+        return f"{self.field.replace('_', ' ')} {self.before or '(none)'} -> {self.after or '(none)'}"
+
+
+@dataclass(frozen=True)
 class Change:
     """One check whose outcome moved between the baseline and this run."""
 
@@ -339,25 +394,41 @@ class BaselineDiff:
     """Per-env changes between the baseline and this run."""
 
     path: str
-    regressions: list[Change] = field(default_factory=list)  # passed -> failed/error/crashed/missing/not_run
+    regressions: list[Change] = field(default_factory=list)  # passed -> failed/error/crashed
+    lost: list[Change] = field(default_factory=list)  # passed/xfail -> unavailable/not run/missing/skipped/n/a
     fixes: list[Change] = field(default_factory=list)  # failed/error/crashed/xpass -> passed
     new: list[Change] = field(default_factory=list)  # check absent from the baseline of that env
     removed: list[Change] = field(default_factory=list)  # check gone from every env of this run
     new_envs: list[str] = field(default_factory=list)
     removed_envs: list[str] = field(default_factory=list)
-    step_time: list[dict[str, Any]] = field(default_factory=list)  # step-time regressions (report/stepcost.py)
+    step_time: list[StepRegression] = field(default_factory=list)  # step-time regressions (report/stepcost.py)
+    builds: list[BuildChange] = field(default_factory=list)  # device, device count, torch that changed per env
+    lost_allowed: bool = False  # --allow-lost-coverage: lost coverage is listed but does not gate
+
+    def changed(self, env: str) -> list[BuildChange]:
+        """The build changes of one env (its step times then compare two different machines or builds)."""
+        return [b for b in self.builds if b.env == env]
+
+    @property
+    def gating(self) -> bool:
+        """Whether this diff fails the report (exit REGRESSION): a regression, or lost coverage not allowed."""
+        return bool(self.regressions) or (bool(self.lost) and not self.lost_allowed)
 
     def to_data(self) -> dict[str, Any]:
         def rows(changes: list[Change]) -> list[dict[str, str]]:
             return [{"env": c.env, "id": c.id, "before": c.before, "after": c.after} for c in changes]
 
-        return {"path": self.path, "regressions": rows(self.regressions), "fixes": rows(self.fixes),
-                "new": rows(self.new), "removed": rows(self.removed), "new_envs": self.new_envs,
-                "removed_envs": self.removed_envs, **({"step_time": self.step_time} if self.step_time else {})}
+        return {"path": self.path, "regressions": rows(self.regressions), "lost": rows(self.lost),
+                "fixes": rows(self.fixes), "new": rows(self.new), "removed": rows(self.removed),
+                "new_envs": self.new_envs, "removed_envs": self.removed_envs,
+                "builds": [{"env": b.env, "field": b.field, "before": b.before, "after": b.after}
+                           for b in self.builds],
+                **({"step_time": [asdict(r) for r in self.step_time]} if self.step_time else {})}
 
     def summary(self) -> str:
-        return (f"{len(self.regressions)} regressions, {len(self.fixes)} fixes, {len(self.new)} new, "
-                f"{len(self.removed)} removed")
+        lost = f" ({'allowed' if self.lost_allowed else 'gating'})" if self.lost else ""
+        return (f"{len(self.regressions)} regressions, {len(self.lost)} lost coverage{lost}, {len(self.fixes)} fixes, "
+                f"{len(self.new)} new, {len(self.removed)} removed")
 
 
 @dataclass

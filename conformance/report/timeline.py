@@ -1,14 +1,15 @@
 """The pipeline timeline of one measured trace as inline SVG: one lane per rank, F/I/W/B coloured, idle visible.
 
-Input: a trace as the suite records it (`trace:<check>` suite property): {"schedule", "world", "unit": "us",
-"ranks": {"0": [[stage, kind, microbatch, start_us, end_us], ...]}}. The lane background is the idle colour, so
-every gap between actions is the bubble as measured on that rank.
+Input: a trace as the model holds it (`conformance.protocol.stepcost.Trace`: ranks {"0": [[stage, kind, microbatch,
+start_us, end_us], ...]}). The lane background is the idle colour, so every gap between actions is the bubble as
+measured on that rank.
 """
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+
+from conformance.protocol.stepcost import Trace
 
 COLOURS = {"F": "#4e79a7", "I": "#f28e2b", "W": "#59a14f", "B": "#e15759"}
 KIND_NAMES = {"F": "forward", "I": "input gradient", "W": "weight gradient", "B": "full backward"}
@@ -16,8 +17,8 @@ IDLE = "#e8e8e8"
 LANE_H, GAP, LEFT, TOP, AXIS = 22, 6, 64, 8, 22
 
 
-def span(trace: dict[str, Any]) -> tuple[int, int]:
-    acts = [a for acts in trace["ranks"].values() for a in acts]
+def span(trace: Trace) -> tuple[int, int]:
+    acts = [a for acts in trace.ranks.values() for a in acts]
     if not acts:
         return 0, 0
     return min(a[3] for a in acts), max(a[4] for a in acts)
@@ -38,23 +39,23 @@ def _ticks(total_us: int) -> list[int]:
     return list(range(0, total_us + 1, step))
 
 
-def svg(trace: dict[str, Any], width: int = 960) -> str:
+def svg(trace: Trace, width: int = 960) -> str:
     """The timeline; each action has a tooltip (`<title>`) naming it and its duration."""
     t0, t1 = span(trace)
     total = max(1, t1 - t0)
-    ranks = sorted(trace["ranks"], key=int)
+    ranks = sorted(trace.ranks, key=int)
     plot_w = width - LEFT - 8
     height = TOP + len(ranks) * (LANE_H + GAP) + AXIS
 
     def x(t: int) -> float:
         return LEFT + (t - t0) * plot_w / total
 
-    label = f"{trace.get('schedule', '')} world {trace.get('world', '')}"
+    label = f"{trace.schedule} world {trace.world}"
     parts = [(f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="timeline of {escape(label)}">')]
     for lane, r in enumerate(ranks):
         y = TOP + lane * (LANE_H + GAP)
-        acts = trace["ranks"][r]
+        acts = trace.ranks[r]
         idle = idle_fraction(acts, t0, t1)
         parts.append(f'<text x="4" y="{y + LANE_H * 0.7:.1f}" font-size="11">rank {escape(r)}</text>')
         parts.append(f'<rect class="idle" x="{LEFT}" y="{y}" width="{plot_w}" height="{LANE_H}" fill="{IDLE}">'

@@ -1,0 +1,62 @@
+"""The envs a reader asked for (`--envs`, default all) and what follows from them: rows, divergence, headline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from conformance.report import model as m
+
+
+class View:
+    """The envs a reader asked for and what depends on them: the rows that exist there, divergence and consensus
+    among those envs only (a row that differs only in a hidden env is not a gap here)."""
+
+    def __init__(self, matrix: m.Matrix, envs: Sequence[str] | None = None) -> None:
+        wanted = set(envs) if envs else None
+        self.matrix = matrix
+        self.index = [i for i, c in enumerate(matrix.envs) if wanted is None or c.name in wanted]
+        self.full = len(self.index) == len(matrix.envs)
+        self.envs = [matrix.envs[i] for i in self.index]
+        if self.full:
+            self.rows = matrix.rows
+        else:
+            self.rows = [r for r in matrix.rows if any(r.outcome(i) != m.MISSING for i in self.index)]
+
+    def divergent(self, row: m.Row) -> bool:
+        if self.full:
+            return row.divergent
+        kinds = {row.outcome(i) for i in self.index}
+        kinds.discard(m.UNAVAILABLE)  # an absent device is no compatibility gap, as in the full matrix
+        return len(kinds) > 1
+
+    def problem(self, row: m.Row) -> bool:
+        return any(row.outcome(i) in m.PROBLEMS for i in self.index)
+
+    def consensus(self, row: m.Row) -> str:
+        for i in self.index:
+            if row.outcome(i) != m.UNAVAILABLE:
+                return row.outcome(i)
+        return m.UNAVAILABLE
+
+    @property
+    def failing_elsewhere(self) -> list[str]:
+        """Envs outside the view with failures: the report still exits 1 for them, so the view must name them."""
+        shown = set(self.index)
+        return [c.name for i, c in enumerate(self.matrix.envs) if i not in shown and c.counts.problems]
+
+    def headline(self, text: Callable[[str], str]) -> str:
+        """'N checks x E envs: D divergent, problems in ...', input names passed through `text`."""
+        n = len(self.envs)
+        envs = f"{n} env{'s' if n != 1 else ''}" if self.full else f"{n} of {len(self.matrix.envs)} envs"
+        bad = [text(c.name) for c in self.envs if c.counts.problems]
+        state = f"problems in {', '.join(bad)}" if bad else "no failures"
+        elsewhere = self.failing_elsewhere
+        if elsewhere:
+            state += f" in this view; problems outside it in {', '.join(text(name) for name in elsewhere)}"
+        divergent = sum(1 for r in self.rows if self.divergent(r))
+        return f"{len(self.rows)} checks x {envs}: {divergent} divergent, {state}"
+
+
+def headline(matrix: m.Matrix) -> str:
+    """One line for stdout and the top of the Markdown."""
+    return View(matrix).headline(str)
