@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conformance.pool.scenarios import RankContext, Skip, register
+from conformance.protocol.outcomes import not_applicable
 from conformance.suite import numerics_state
 from conformance.suite.ranks import schedules, trace
 
@@ -98,9 +99,9 @@ def mode_supported(run: schedules.ScheduleRun, mode: str) -> str:
     from conformance.torchenv import api
 
     if mode == "eval" and not hasattr(run.sched, "eval"):
-        return api.missing_reason("eval") or "not applicable: no eval()"
+        return api.missing_reason("eval") or not_applicable("no eval()")
     if mode == "return_outputs_false" and "return_outputs" not in inspect.signature(run.sched.step).parameters:
-        return api.missing_reason("return_outputs") or "not applicable: step() has no return_outputs"
+        return api.missing_reason("return_outputs") or not_applicable("step() has no return_outputs")
     return ""
 
 
@@ -157,6 +158,7 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
         actions, split = traced_step(run, tracer) if not missing else ([], {"violations": [], "seen": {}})
         tracer.detach()
         out.update(missing=missing, trace=actions, plan=plan, plan_reason=plan_reason, split=split,
+                   window=tracer.windows[-1] if tracer.windows else None,
                    clock_tolerance_ns=tracer.clock.tolerance_ns,
                    missing_split=sorted({m for st in run.stages for m in trace.missing_points(st, "W")}))
     unit, measure = live_meter(ctx.device_type)
@@ -175,44 +177,60 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
 @register("step_cost")
 def run_step_cost(ctx: RankContext, params: dict) -> dict:
     """Step time, per-action trace and peak memory of one schedule on a compute-dominated model (accelerators)."""
-    import torch
-
-    module = getattr(torch, ctx.device_type, None)
-    if ctx.device_type == "cpu" or module is None or not hasattr(module, "max_memory_allocated"):
-        raise Skip(f"not applicable: step cost is measured on accelerators only (device {ctx.device_type})")
+    module = accelerator(ctx)
     p = {"d_hid": 8192, "mb_size": 256, "n_microbatches": 8, "dtype": "bf16", "layers_per_rank": 4,
          "warmup": 3, "steps": 7, **params}
     gc.collect()  # the previous check's model and stages (reference cycles) must not count in this one's peak
     module.empty_cache()
     run = cost_run(ctx, p)
+    return timed_steps(ctx, run, module, p["warmup"], p["steps"])
+
+
+def accelerator(ctx: RankContext) -> Any:
+    """torch's module of this rank's accelerator (`torch.cuda`, ...), or Skip: step cost needs its allocator."""
+    import torch
+
+    module = getattr(torch, ctx.device_type, None)
+    if ctx.device_type == "cpu" or module is None or not hasattr(module, "max_memory_allocated"):
+        raise Skip(not_applicable(f"step cost is measured on accelerators only (device {ctx.device_type})"))
+    return module
+
+
+def timed_steps(ctx: RankContext, run: schedules.ScheduleRun, module: Any, warmup: int, steps: int) -> dict:
+    """`warmup` untimed steps, then `steps` timed and traced ones: times, every step's trace and window, peak memory.
+
+    Every timed step is traced (two device events per action), so the pytest side can show the trace of the very
+    step whose time the table gives (the median) rather than a separately traced one.
+    """
+    import torch.distributed as dist
+
     ideal_ms = single_stage_ms(run, module)
     tracer = trace.Tracer(ctx.device_type)
     tracer.attach_all(run.stages)
     tracer.enabled = False
-    for _ in range(p["warmup"]):
+    for _ in range(warmup):
         schedules.zero_grads(run)
         schedules.run_step(run, train=True)
     module.synchronize()
     module.reset_peak_memory_stats()
     base = int(module.memory_allocated())
-    times = []
-    import torch.distributed as dist
-
-    for i in range(p["steps"]):
+    times, traces = [], []
+    tracer.enabled = True
+    for _ in range(steps):
         schedules.zero_grads(run)
         if dist.is_initialized() and ctx.world_size > 1:
             dist.barrier()
-        tracer.enabled = i == p["steps"] - 1  # the last timed step gives the timeline
         module.synchronize()
         tracer.begin()
         t0 = time.perf_counter()
         schedules.run_step(run, train=True)
         module.synchronize()
         times.append((time.perf_counter() - t0) * 1e3)
-        if tracer.enabled:
-            tracer.end()
+        traces.append(tracer.end())
+    tracer.detach()
     return {"rank": ctx.rank, "stages": run.sids, "n_mb": run.n_mb, "step_ms": times, "ideal_stage_ms": ideal_ms,
-            "peak_bytes": int(module.max_memory_allocated()), "base_bytes": base, "trace": tracer.actions,
+            "peak_bytes": int(module.max_memory_allocated()), "base_bytes": base, "traces": traces,
+            "windows": tracer.windows,
             "device_name": module.get_device_name() if hasattr(module, "get_device_name") else ctx.device_type}
 
 

@@ -120,7 +120,9 @@ class Tracer:
     def __init__(self, device_type: str = "cpu") -> None:
         self.clock = make_clock(device_type)
         self.actions: list[Action] = []
+        self.windows: list[tuple[int, int]] = []  # per traced step: this rank's step() call, start and end ns
         self._marks: list[tuple[int, str, int, Any, Any]] = []
+        self._step_start: Any = None
         self.enabled = True
         self.observer: Observer | None = None
         self._attached: list[Any] = []
@@ -173,14 +175,20 @@ class Tracer:
         setattr(stage, name, traced)
 
     def begin(self) -> None:
-        """Start of a traced step (an anchor for device clocks)."""
+        """Start of a traced step (an anchor for device clocks, and the start of the step's window)."""
         self.clock.begin()
+        self._step_start = self.clock.mark()
 
     def end(self) -> list[Action]:
-        """End of a traced step: resolve the step's marks into actions, appended to `actions`; returns them."""
+        """End of a traced step: resolve the step's marks into actions, appended to `actions`, and the step's
+        window (begin to here, on the same clock) to `windows`; returns the step's actions."""
+        stop = self.clock.mark()
         if isinstance(self.clock, _EventClock):
             self.clock.module.synchronize()
         step = [(s, k, mb, self.clock.to_ns(a), self.clock.to_ns(b)) for s, k, mb, a, b in self._marks]
         self._marks.clear()
         self.actions.extend(step)
+        if self._step_start is not None:
+            self.windows.append((self.clock.to_ns(self._step_start), self.clock.to_ns(stop)))
+        self._step_start = None
         return step
