@@ -25,7 +25,7 @@ def data(monkeypatch):
 
 
 def test_format_and_header(data):
-    assert data["format"] == jsonfmt.FORMAT == 2
+    assert data["format"] == jsonfmt.FORMAT == 3
     assert data["outcomes"] == list(m.OUTCOMES)
     assert (data["generator"], data["generated_at"]) == ("G", "T")
     assert [e["name"] for e in data["envs"]] == ["cpu", "cuda", "hpu", "xpu"]  # --expect order first

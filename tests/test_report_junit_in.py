@@ -192,3 +192,115 @@ def test_warnings_carry_slugs():
              b"<testsuite></testsuite>": m.W_NO_TESTS}
     for data, slug in cases.items():
         assert [w.slug for w in parse_bytes(data, "x.xml", "x").warnings] == [slug], data
+
+
+# Every producer's dialect (tests/data/junit/producers/README.md): what each sample's cases must read as. A
+# disabled test is never passed, another runner's expected failure / unexpected success is xfail / xpass, a rerun
+# that passed is a pass whose runs say it was flaky.
+DIALECTS = {
+    "googletest.xml": {"GPipeMatchesReference": m.PASSED, "OneFOneBMatchesReference": m.FAILED,
+                       "DISABLED_DualPipeVOverlaps": m.SKIPPED, "ZeroBubbleOnGloo": m.SKIPPED},
+    "catch2.xml": {"GPipe matches the reference": m.PASSED, "GPipe matches the reference/world 2": m.PASSED,
+                   "1F1B matches the reference": m.FAILED,
+                   "DualPipeV overlaps on gloo": m.XFAIL, "ZeroBubble on gloo": m.SKIPPED},
+    "boost-test.xml": {"gpipe_matches_reference": m.PASSED, "one_f_one_b_matches_reference": m.FAILED,
+                       "dualpipev_overlaps_on_gloo": m.XFAIL, "zero_bubble_on_gloo": m.SKIPPED},
+    "xmlrunner.xml": {"test_gpipe": m.PASSED, "test_1f1b": m.FAILED, "test_dualpipev_overlap": m.XFAIL,
+                      "test_zero_bubble_gloo": m.XPASS, "test_cuda_only": m.SKIPPED},
+    "playwright.xml": {"schedule › gpipe matches the reference": m.PASSED, "schedule › 1f1b under load": m.PASSED,
+                       "schedule › dualpipev overlap on webkit": m.XFAIL, "schedule › zero bubble": m.SKIPPED},
+    "robot.xml": {"GPipe Matches Reference": m.PASSED, "1F1B Matches Reference": m.FAILED,
+                  "ZeroBubble On Gloo": m.SKIPPED},
+    "karma.xml": {"schedule gpipe matches the reference": m.PASSED, "schedule 1f1b matches the reference": m.FAILED,
+                  "schedule dualpipev overlaps": m.SKIPPED},
+    "junit-xml-testlogger.xml": {"GPipeMatchesReference": m.PASSED, "OneFOneBMatchesReference": m.FAILED,
+                                 "DualPipeVOverlaps": m.SKIPPED},
+    "trx2junit.xml": {"GPipeMatchesReference": m.PASSED, "OneFOneBMatchesReference": m.FAILED,
+                      "DualPipeVOverlaps": m.SKIPPED},
+    "TEST-com.example.ppconf.FlakyScheduleTest.xml": {"gpipeMatchesReference()": m.PASSED,
+                                                      "oneFOneBUnderLoad()": m.PASSED, "dualPipeV()": m.SKIPPED},
+    "TEST-com.example.ppconf.RerunTest.xml": {"gpipeUnderLoad": m.PASSED, "oneFOneBAlwaysBroken": m.FAILED,
+                                              "dualPipeVDisabled": m.SKIPPED},
+    "ctest.xml": {"pp_gpipe": m.PASSED, "pp_1f1b": m.FAILED, "pp_dualpipev": m.SKIPPED, "pp_zbv": m.SKIPPED},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_each_producer_marks_read_as_documented(name):
+    (path,) = PRODUCERS.rglob(name)
+    parsed = parse_file(path, name, "env")
+    assert parsed.warnings == []
+    assert {c.name: c.outcome for c in parsed.envs[0].cases} == DIALECTS[name]
+
+
+def test_disabled_tests_say_which_marker_made_them_skipped():
+    (env,) = parse_file(PRODUCERS / "googletest.xml", "g.xml", "g").envs
+    disabled = next(c for c in env.cases if c.name.startswith("DISABLED_"))
+    assert disabled.message == 'disabled (googletest status="notrun" result="suppressed")'
+    assert (env.tests, env.failures, env.skipped) == (4, 1, 2)  # merged.xml writes the <skipped> it implies
+
+
+def test_expected_failures_keep_the_failure_text_as_their_reason():
+    cases = {c.name: c for c in parse_file(PRODUCERS / "catch2.xml", "c.xml", "c").envs[0].cases}
+    assert cases["DualPipeV overlaps on gloo"].message == "TEST_CASE tagged with !mayfail (Catch2): overlap > 0.0"
+    cases = {c.name: c for c in parse_file(PRODUCERS / "boost-test.xml", "b.xml", "b").envs[0].cases}
+    assert cases["dualpipev_overlaps_on_gloo"].message.startswith("expected failure (Boost.Test expected_failures)")
+
+
+def test_reruns_inside_one_testcase_are_runs_of_the_cell():
+    cases = {c.name: c for c in parse_file(PRODUCERS / "surefire-rerun" / "TEST-com.example.ppconf.RerunTest.xml",
+                                           "r.xml", "r").envs[0].cases}
+    assert cases["gpipeUnderLoad"].runs == (m.FAILED, m.PASSED)
+    assert cases["gpipeUnderLoad"].message.startswith("flaky: failed then passed; expected: <0.5311>")
+    assert cases["oneFOneBAlwaysBroken"].runs == (m.FAILED, m.FAILED)
+
+
+def test_assertion_counters_are_not_testcase_totals_but_only_for_that_producer():
+    catch2 = (PRODUCERS / "catch2.xml").read_bytes()
+    assert parse_bytes(catch2, "c.xml", "c").warnings == []  # tests="14" counts assertions
+    # The same file without Catch2's signature is checked like any other: 14 declared, 5 found.
+    (w,) = parse_bytes(catch2.replace(b'hostname="tbd"', b'hostname="ci"'), "c.xml", "c").warnings
+    assert "5 of 14 declared" in w.problem
+
+
+def test_a_test_counted_once_but_listed_per_rerun_is_no_totals_problem():
+    xml = (b'<testsuite name="s" tests="1" failures="1"><testcase classname="c" name="t"><failure message="x"/>'
+           b'</testcase><testcase classname="c" name="t"/></testsuite>')
+    assert parse_bytes(xml, "x.xml", "x").warnings == []
+
+
+def test_control_characters_as_character_references_do_not_drop_the_rest():
+    # jest-junit and others write ANSI colours as &#x1b;: forbidden in XML 1.0, so expat stops at the first one.
+    xml = (b'<testsuite name="s" tests="3" failures="1"><testcase classname="c" name="a"><failure message="'
+           b'&#x1b;[31mexpected 1&#x1b;[0m">x &#27;[2m y</failure></testcase>'
+           b'<testcase classname="c" name="b"/><testcase classname="c" name="c"/></testsuite>')
+    parsed = parse_bytes(xml, "x.xml", "x")
+    (w,) = parsed.warnings
+    assert (w.slug, w.problem) == (m.W_RECOVERED, "not well-formed XML, recovered: 3 character references to "
+                                                  "control characters (&#27;, &#x1b;) shown as control pictures")
+    assert [(c.name, c.outcome) for c in parsed.envs[0].cases] == [("a", m.FAILED), ("b", m.PASSED), ("c", m.PASSED)]
+    assert parsed.envs[0].cases[0].message == "\u241b[31mexpected 1\u241b[0m"
+    assert not parsed.envs[0].incomplete
+
+
+def test_damage_inside_one_testcase_costs_that_testcase_only():
+    xml = (b'<testsuite name="s" tests="5"><testcase classname="c" name="a"/>'
+           b'<testcase classname="c" name="b"><failure>rank 0 < rank 1</failure></testcase>'
+           b'<testcase classname="c" name="c"><system-out>bad & worse</system-out></testcase>'
+           b'<testcase classname="c" name="d"><failure message="m">x</testcas></testcase>'
+           b'<testcase classname="c" name="e"/></testsuite>')
+    parsed = parse_bytes(xml, "x.xml", "x")
+    (w,) = parsed.warnings
+    assert w.slug == m.W_RECOVERED
+    assert w.problem.startswith("not well-formed XML, recovered: 1 unescaped '&' read as text; 2 damaged testcases "
+                                "read as errors (byte ")
+    got = [(c.name, c.outcome) for c in parsed.envs[0].cases]
+    # An unreadable testcase is an error, never a pass: its result is unknown.
+    assert got == [("a", m.PASSED), ("b", m.ERROR), ("c", m.PASSED), ("d", m.ERROR), ("e", m.PASSED)]
+    assert parsed.envs[0].cases[1].message.startswith("unreadable: not well-formed XML in this testcase at byte ")
+
+
+def test_damage_outside_testcases_is_not_recovered():
+    parsed = parse("bad/malformed.xml")
+    assert [w.slug for w in parsed.warnings] == [m.W_MALFORMED]
+    assert parsed.envs[0].incomplete

@@ -18,7 +18,7 @@ from conformance import errors
 from conformance.output import STDOUT, commit, discard, stage
 from conformance.report import baseline as baseline_mod
 from conformance.report import model as m
-from conformance.report import stepcost
+from conformance.report import releases, stepcost
 from conformance.report.console import safe_line, summary_lines, warning_line
 from conformance.report.html import render_html
 from conformance.report.inputs import MERGED_NAME, find_inputs, read_inputs
@@ -107,6 +107,7 @@ def build(opts: Options, envs: list[m.EnvResult], warnings: list[m.InputWarning]
     """The matrix, with the baseline comparison when one was given."""
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     matrix = build_matrix(envs, warnings, opts.expect, generated_at=now, generator=opts.generator)
+    releases.attach(matrix)  # the version axes and their delta; bad version columns become warnings
     unknown = sorted(set(opts.envs) - {c.name for c in matrix.envs})
     if unknown:
         raise errors.UsageError(f"--envs: no env named {', '.join(unknown)}")

@@ -15,6 +15,7 @@ from html import escape
 
 from conformance.protocol import properties as P
 from conformance.report import model as m
+from conformance.report import releases
 from conformance.report import stepcost, timeline
 from conformance.report.html_assets import CSS, JS, STEPCOST_CSS
 
@@ -284,8 +285,10 @@ def render_html(matrix: m.Matrix) -> str:
         *_env_table(matrix),
         *_warnings(matrix),
         *_baseline(matrix),
+        *_release_delta(matrix),
         ('<h2 id="matrix-title">Matrix <span class="meta">divergent checks first, then by area; '
         "click an underlined cell for its message</span></h2>"),
+        *_mixed_axes(matrix),
         f'<p class="legend meta">{legend}</p>',
         _filters(matrix),
         ('<noscript><p class="warn">The matrix is drawn by JavaScript; compatibility.md and compatibility.json hold '
@@ -303,3 +306,70 @@ def render_html(matrix: m.Matrix) -> str:
         "</body></html>\n",
     ]
     return "\n".join(parts)
+
+
+_DELTA_ROWS = 500  # per status, checks listed one by one (compatibility.json has them all)
+
+
+def _state_cell(state: str | None) -> str:
+    if state is None:
+        return '<td class="o-U" title="device absent: says nothing about this release">?</td>'
+    if state == releases.FLAKY:
+        return '<td class="o-R" title="runs of this release disagree">flaky</td>'
+    return f'<td class="o-{m.LETTER[state]}">{m.LETTER[state]} {escape(m.LABEL[state])}</td>'
+
+
+def _release_delta(matrix: m.Matrix) -> list[str]:
+    """Per version axis: the checks whose outcome differs between torch releases, by status, then by failure type
+    and first error line, with the release of the first change (or why it cannot be told)."""
+    out = []
+    for axis in releases.of(matrix).axes:
+        labels = axis.labels
+        counts = axis.counts()
+        summary = ", ".join(f"{n} {releases.STATUS_LABEL[s]}" for s, n in counts.items() if n) or "no change"
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{axis.device}-{axis.count}")
+        cols = "; ".join(f"{c.label}: {', '.join(e.name for e in c.envs)}"
+                         + (f" ({escape(c.sources)})" if axis.sources_differ and c.sources else "")
+                         for c in axis.columns)
+        out.append(f'<h2 id="releases-{escape(slug)}">Release delta: {escape(axis.title)}</h2>'
+                   f'<p class="releases"><b>[Release/{labels[-1]}] {escape(summary)} compared with {labels[0]}</b>; '
+                   f"only checks whose outcome differs between releases are listed. Columns: {escape(cols)}"
+                   + ("; host and pinned builds on one axis" if axis.sources_differ else "") + "</p>")
+        for status, checks in axis.by_status().items():
+            if not checks:
+                continue
+            css = {releases.NEWLY_FAILING: "regress", releases.FIXED: "fix"}.get(status, "")
+            groups = "".join(f"<tr><td><code>{escape(t)}</code></td><td><code>{escape(line)}</code></td>"
+                             f"<td>{len(g)}</td><td>{escape(', '.join(sorted({c.first_changed or '?' for c in g})))}"
+                             "</td></tr>" for t, line, g in axis.groups(status))
+            heads = "".join(f"<th>{escape(label)}</th>" for label in labels)
+            rows = "".join(f"<tr><td><code>{escape(c.id)}</code></td>{''.join(_state_cell(s) for s in c.states)}"
+                           f"<td>{escape(c.first_changed or '? (' + c.uncertain + ')')}</td></tr>"
+                           for c in checks[:_DELTA_ROWS])
+            more = (f"<p>… and {len(checks) - _DELTA_ROWS} more (see compatibility.json)</p>"
+                    if len(checks) > _DELTA_ROWS else "")
+            repro = [c.repro for c in checks[:_DELTA_ROWS] if c.repro]
+            out.append(f'<h3 class="{css}">{escape(releases.STATUS_LABEL[status]).capitalize()} ({len(checks)})</h3>'
+                       '<table class="changes"><thead><tr><th>failure type</th><th>first error line</th><th>checks'
+                       f"</th><th>first changed in</th></tr></thead><tbody>{groups}</tbody></table>"
+                       f'<table class="changes"><thead><tr><th>check</th>{heads}<th>first changed in</th></tr></thead>'
+                       f"<tbody>{rows}</tbody></table>{more}"
+                       + (f'<p>Reproduce:</p><pre class="repro">{escape(chr(10).join(repro))}</pre>' if repro else ""))
+    return out
+
+
+def _mixed_axes(matrix: m.Matrix) -> list[str]:
+    """On the divergence view: the columns differ in torch release or build as well as in device; links to the views
+    that hold one axis fixed."""
+    mixed = releases.of(matrix).mixed
+    if mixed is None:
+        return []
+    links = []
+    for v in mixed.views:
+        what = (f"same torch {v.key}, different device" if v.kind == "same_release"
+                else f"same device {v.key}, different torch")
+        links.append(f'<li><a class="axis-view" href="{escape(releases.view_hash(v.envs))}">{escape(what)}</a>: '
+                     f"{escape(', '.join(v.envs))}</li>")
+    items = f"<ul>{''.join(links)}</ul>" if links else ""
+    return [f'<div class="warn" id="axes"><p><b>Device vs version:</b> {escape(mixed.text())}</p>'
+            f"<p>Compare with one axis fixed (divergent rows of those envs only):</p>{items}</div>"]

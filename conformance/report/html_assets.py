@@ -254,6 +254,8 @@ JS = r"""
     catch (e) { location.replace(hash || "#"); }  // file:// pages where replaceState is refused
   }
   fromHash();
+  // A link to a view on this page (the device-vs-version comparisons) changes only the hash: follow it.
+  window.addEventListener("hashchange", function () { colPage = 0; fromHash(); limit = PAGE; render(); });
   body.addEventListener("keydown", function (ev) {  // keyboard users open messages too
     if ((ev.key === "Enter" || ev.key === " ") && ev.target.matches("td.has")) { ev.preventDefault(); ev.target.click(); }
   });

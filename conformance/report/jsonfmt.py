@@ -1,9 +1,9 @@
 """compatibility.json: the matrix for machines (dashboards, `--baseline` of the next run).
 
-Layout (format 2)::
+Layout (format 3)::
 
     {
-      "format": 2,
+      "format": 3,
       "generator": "conformance 0.1.0", "generated_at": "2026-01-01T00:00:00+00:00",
       "outcomes": ["passed", "failed", ...],          # every outcome name, display order
       "envs": [{"name": "cuda", "file": "reports/cuda.xml", "files": 1, "sha256": "...", "incomplete": "",
@@ -26,6 +26,13 @@ Layout (format 2)::
       "warnings": [{"file": "reports/xpu.xml", "env": "xpu", "slug": "truncated", "problem": "..."}],
       "baseline": null | {"path": ..., "regressions": [{"env", "id", "before", "after"}], "fixes": [...],
                           "new": [...], "removed": [...], "new_envs": [...], "removed_envs": [...]}
+      "releases": {"axes": [{"device": "cpu", "device_count": "1", "releases": [{"release": "2.13", "torch",
+                              "source", "envs": [...]}], "counts": {"newly_failing": 1, ...},
+                    "checks": [{"id", "area", "status", "first_changed": "2.14" | null, "uncertain"?,
+                                "outcomes": {"2.13": "passed", "2.14": "failed"}, "runs"?, "type", "first_line",
+                                "repro"?}]}],
+                   "mixed": null | {"releases", "devices", "sources", "divergent_by_device", "divergent_by_release",
+                                    "divergent_undecided", "views": [{"kind", "fixed", "envs"}]}}
     }
 
 Rows come divergent first, then by area. A check id is `classname::name`. An env without a cell in a row is
@@ -39,6 +46,7 @@ from dataclasses import asdict
 from typing import Any
 
 from conformance.report import model as m
+from conformance.report import releases
 
 # Changelog of FORMAT (bump on any change a reader could notice; readers check it):
 #   1: first version.
@@ -49,8 +57,12 @@ from conformance.report import model as m
 #      "traces" where the suite measured them; "baseline"."step_time" where step times regressed; "baseline"."lost"
 #      (coverage lost: passed/xfail -> unavailable, not run, missing, skipped, not applicable) and
 #      "baseline"."builds" (device, device count, device names or torch that changed per env).
-FORMAT = 2
-READABLE_FORMATS = (1, 2)  # what `--baseline` accepts
+#   3: "releases" (report/releases.py): the version axes (envs of one device that differ in torch release) with
+#      the release delta per check ("status", "first_changed" or null with "uncertain", "outcomes" per release,
+#      "type", "first_line", "repro"), and "mixed" (the columns differ in device and in torch release or build:
+#      how many divergent rows each axis explains, and the views that hold one axis fixed). Rows as in 2.
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)  # what `--baseline` accepts
 
 
 def _cells(row: m.Row, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -86,6 +98,7 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
         "rows": rows,
         "warnings": [{"file": w.path, "env": w.env, "slug": w.slug, "problem": w.problem} for w in matrix.warnings],
         "baseline": diff.to_data() if diff is not None else None,
+        "releases": releases.to_data(releases.of(matrix)),
     }
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from conformance.report import model as m
+from conformance.report import releases
 from conformance.report import stepcost
 from conformance.report.view import View
 
@@ -145,10 +146,12 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     diff = matrix.baseline
     if diff is not None:
         _baseline(out, diff, cut)
+    _release_delta(out, view, cut)
     for line in _stepcost_lines(matrix):
         if not out.add(line):
             cut.append("step-cost lines")
             break
+    _mixed_axes(out, view)
     _divergent_table(out, view, cut)
     _consistent_table(out, view, cut)
     tail = []
@@ -253,3 +256,78 @@ def _stepcost_lines(matrix: m.Matrix) -> list[str]:
         out += [f"- {stepcost.describe(r)})" for r in regress]
         out.append("")
     return out
+
+
+_STATE_MARK = {releases.FLAKY: "🎲 flaky", None: "🚫"}
+_STATUS_MARK = {releases.NEWLY_FAILING: "❌", releases.FIXED: "✅", releases.STILL_PRESENT: "🔸",
+                releases.FLAKY_STATUS: "🎲", releases.NEW: "🆕", releases.REMOVED: "🗑️", releases.OTHER: "↔️"}
+_DELTA_ROWS = 40  # per status: checks listed one by one (the groups above them count every check)
+
+
+def _state(state: str | None) -> str:
+    return _STATE_MARK[state] if state in _STATE_MARK else EMOJI[state]  # type: ignore[index]
+
+
+def _release_delta(out: _Budget, view: View, cut: list[str]) -> None:
+    """Per version axis of the view: what changed between torch releases, by status, then by failure type and first
+    error line, as a release tracking issue lists it ("[Release/2.15] N failures compared with 2.14")."""
+    shown = {c.name for c in view.envs}
+    for axis in releases.of(view.matrix).axes:
+        if not all(e.name in shown for column in axis.columns for e in column.envs):
+            continue
+        counts = axis.counts()
+        labels = axis.labels
+        envs = ", ".join(e.name for column in axis.columns for e in column.envs)
+        summary = ", ".join(f"{n} {releases.STATUS_LABEL[s].split(' (')[0]}" for s, n in counts.items() if n)
+        out.add(f"### Release delta: {_plain(axis.title)}")
+        out.add("")
+        out.add(f"**[Release/{labels[-1]}] {_plain(axis.device)}: {summary or 'no change'} compared with "
+                f"{labels[0]}** ({len(axis.checks)} checks whose outcome differs between releases; envs "
+                f"{_plain(envs)}{'; host and pinned builds on one axis' if axis.sources_differ else ''})")
+        out.add("")
+        if not axis.checks:
+            continue
+        out.add("| status | checks |")
+        out.add("|---|---|")
+        for status, n in counts.items():
+            if n:
+                out.add(f"| {_STATUS_MARK[status]} {releases.STATUS_LABEL[status]} | {n} |")
+        out.add("")
+        for status, checks in axis.by_status().items():
+            if checks and not _delta_status(out, axis, status, checks, labels):
+                cut.append(f"release delta of {axis.device} from '{releases.STATUS_LABEL[status]}' on")
+                return
+
+
+def _delta_status(out: _Budget, axis: releases.ReleaseAxis, status: str, checks: list[releases.DeltaCheck],
+                  labels: list[str]) -> bool:
+    """One status of a version axis: its groups, then its checks; False when the budget ran out."""
+    lines = [f"#### {_STATUS_MARK[status]} {releases.STATUS_LABEL[status].capitalize()} ({len(checks)})", "",
+             "| failure type | first error line | checks | first changed in |", "|---|---|---|---|"]
+    for type_, line, group in axis.groups(status):
+        firsts = sorted({c.first_changed or "?" for c in group})
+        lines.append(f"| {_code(type_, 80)} | {_code(line, 160)} | {len(group)} | {', '.join(firsts)} |")
+    lines += ["", "| check | " + " | ".join(labels) + " | first changed in |", "|---|" + "---|" * (len(labels) + 1)]
+    for check in checks[:_DELTA_ROWS]:
+        first = check.first_changed or f"? ({_plain(check.uncertain)})"
+        lines.append(f"| {_code(check.id)} | " + " | ".join(_state(s) for s in check.states) + f" | {first} |")
+    if len(checks) > _DELTA_ROWS:
+        lines.append(f"| … {len(checks) - _DELTA_ROWS} more in `compatibility.json` | " + " | " * len(labels) + "|")
+    repro = [c.repro for c in checks if c.repro][:_DELTA_ROWS]
+    if repro:
+        lines += ["", "Reproduce:", "", "```sh", *repro, "```"]
+    lines.append("")
+    return all(out.add(line) for line in lines)
+
+
+def _mixed_axes(out: _Budget, view: View) -> None:
+    """Say when the columns differ in torch release or build as well as in device, with the fixed-axis views."""
+    mixed = releases.of(view.matrix).mixed
+    if mixed is None or not view.full:
+        return
+    out.add(f"> **Device vs version:** {_plain(mixed.text(), 600)}")
+    for v in mixed.views:
+        what = f"same torch {v.key}, different device" if v.kind == "same_release" else \
+            f"same device {v.key}, different torch"
+        out.add(f"> - {_plain(what)}: `--envs {_flat(','.join(v.envs), 400)}`")
+    out.add("")

@@ -144,6 +144,7 @@ W_NOT_JUNIT = "not-junit"  # root element is not <testsuites>/<testsuite>
 W_MERGED_INPUT = "merged-input"  # our own merged.xml given as an input
 W_TRUNCATED = "truncated"  # XML ends early: the file is cut or still being written
 W_MALFORMED = "malformed"  # XML error other than an early end
+W_RECOVERED = "recovered"  # not well-formed, repaired where the damage was local (control characters, one testcase)
 W_ENCODING = "encoding"  # bytes that are not valid UTF-8
 W_TRAILING = "trailing-content"  # content after the root element
 W_TOTALS = "totals"  # declared suite totals disagree with the testcases
@@ -153,10 +154,13 @@ W_NO_TESTS = "no-tests"  # a JUnit file without testcases
 W_IN_PROGRESS = "in-progress"  # .partial / .lock / .journal beside (or instead of) a results file
 W_DUPLICATE = "duplicate"  # a check id repeated inside one env (reruns, `go test -count=N`)
 W_EXPECTED = "expected-env"  # an env named by --expect has no results file
+W_RELEASE_NAME = "release-name"  # a version column whose name is no release, or names another than it ran
+W_RELEASE_TWICE = "release-twice"  # two columns of one device and torch release on a version axis
+W_RELEASE_DEVICE = "release-device"  # a column named for one device's version axis that ran on another device
 WARNING_SLUGS: tuple[str, ...] = (
     W_NO_SUCH_FILE, W_NAMED_TWICE, W_NOT_A_FILE, W_SYMLINK_LOOP, W_UNREADABLE, W_DUPLICATE_FILE, W_EMPTY,
-    W_NOT_JUNIT, W_MERGED_INPUT, W_TRUNCATED, W_MALFORMED, W_ENCODING, W_TRAILING, W_TOTALS, W_FEWER, W_BAD_TIME,
-    W_NO_TESTS, W_IN_PROGRESS, W_DUPLICATE, W_EXPECTED,
+    W_NOT_JUNIT, W_MERGED_INPUT, W_TRUNCATED, W_MALFORMED, W_RECOVERED, W_ENCODING, W_TRAILING, W_TOTALS, W_FEWER,
+    W_BAD_TIME, W_NO_TESTS, W_IN_PROGRESS, W_DUPLICATE, W_EXPECTED, W_RELEASE_NAME, W_RELEASE_TWICE, W_RELEASE_DEVICE,
 )
 # Warnings that fail the report by default (exit 4, not only under --strict): an input that lost testcases would
 # otherwise read green. `--allow-warnings <slug>` lets one pass.
@@ -324,10 +328,6 @@ class StepRegression:
     growth: float  # after / before - 1
 
 
-def _trace_rank(check: str) -> int:
-    return 0 if check.startswith("test_step_tier") else 1 if check.startswith("test_step_cost") else 2
-
-
 @dataclass
 class EnvColumn:
     """One matrix column: the env's results, its summary over the matrix rows and its suite properties parsed once
@@ -344,12 +344,9 @@ class EnvColumn:
         props = self.result.properties
         self.build = BuildRecord.from_properties(props)
         self.metadata = {k: v for k, v in props.items() if not is_payload(k)}
-        # By check family (the step-cost model, then the realistic tier), then schedule and world.
-        self.costs = sorted(read_costs(props), key=lambda c: (c[0].split("[", 1)[0], schedule_rank(c[1].schedule),
-                                                              c[1].world))
-        # Step-cost traces (the realistic tier's, then the step-cost model's: compute-bound models on the device)
-        # first, the widest world first: the informative ones.
-        self.traces = sorted(read_traces(props), key=lambda t: (_trace_rank(t[0]), -t[1].world,
+        self.costs = sorted(read_costs(props), key=lambda c: (schedule_rank(c[1].schedule), c[1].world))
+        # Step-cost traces (a compute-bound model on the device) first, the widest world first: the informative ones.
+        self.traces = sorted(read_traces(props), key=lambda t: (not t[0].startswith("test_step_cost"), -t[1].world,
                                                                schedule_rank(t[1].schedule), t[0]))
 
     @property
@@ -449,6 +446,7 @@ class Matrix:
     generated_at: str = ""
     generator: str = ""
     baseline: BaselineDiff | None = None  # set when --baseline was given
+    releases: Any = None  # report/releases.py ReleaseReport (version axes, release delta), set by releases.attach
 
     @property
     def areas(self) -> list[str]:
