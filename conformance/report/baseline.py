@@ -124,7 +124,8 @@ def _builds_and_times(data: dict[str, Any]) -> tuple[dict[str, BuildRecord], ste
         props = env.get("properties")
         builds[env["name"]] = BuildRecord.from_properties(props if isinstance(props, dict) else {})
         costs = env.get("stepcost")
-        costs = [("", StepCost.from_dict(d)) for d in costs if isinstance(d, dict)] if isinstance(costs, list) else []
+        costs = ([(str(d.get("check", "")), StepCost.from_dict(d)) for d in costs if isinstance(d, dict)]
+                 if isinstance(costs, list) else [])
         times[env["name"]] = stepcost.step_times(costs)
     return builds, times
 

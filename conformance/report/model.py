@@ -328,6 +328,10 @@ class StepRegression:
     growth: float  # after / before - 1
 
 
+def _trace_rank(check: str) -> int:
+    return 0 if check.startswith("test_step_tier") else 1 if check.startswith("test_step_cost") else 2
+
+
 @dataclass
 class EnvColumn:
     """One matrix column: the env's results, its summary over the matrix rows and its suite properties parsed once
@@ -344,9 +348,12 @@ class EnvColumn:
         props = self.result.properties
         self.build = BuildRecord.from_properties(props)
         self.metadata = {k: v for k, v in props.items() if not is_payload(k)}
-        self.costs = sorted(read_costs(props), key=lambda c: (schedule_rank(c[1].schedule), c[1].world))
-        # Step-cost traces (a compute-bound model on the device) first, the widest world first: the informative ones.
-        self.traces = sorted(read_traces(props), key=lambda t: (not t[0].startswith("test_step_cost"), -t[1].world,
+        # By check family (the step-cost model, then the realistic tier), then schedule and world.
+        self.costs = sorted(read_costs(props), key=lambda c: (c[0].split("[", 1)[0], schedule_rank(c[1].schedule),
+                                                              c[1].world))
+        # Step-cost traces (the realistic tier's, then the step-cost model's: compute-bound models on the device)
+        # first, the widest world first: the informative ones.
+        self.traces = sorted(read_traces(props), key=lambda t: (_trace_rank(t[0]), -t[1].world,
                                                                schedule_rank(t[1].schedule), t[0]))
 
     @property

@@ -19,6 +19,7 @@ from typing import Any
 
 from conformance.output import write_text
 from conformance.protocol.stepcost import StepCost, Trace
+from conformance.report import decompose
 from conformance.report import model as m
 
 STEP_REGRESSION = 0.10
@@ -36,20 +37,60 @@ def _pct(x: float | None) -> str:
     return f"{x:.0%}" if x is not None else "—"
 
 
-HEAD = ["schedule", "world", "step ms", "ideal ms", "bubble measured", "bubble theory", "peak GiB per rank"]
+HEAD = ["schedule", "world", "step ms", "ideal ms", "bubble measured", "bubble theory", "peak GiB per rank",
+        "achievable ms", "efficiency", "split inflation"]
+DEFINITIONS = decompose.DEFINITIONS  # shown verbatim above the tables (README "Step cost in the report")
+FAMILIES = {"test_step_cost": "step-cost model: 4 x Linear(8192)+GELU per rank, bf16, 8 microbatches of (256, 8192)",
+            "test_step_tier": "realistic tier"}
 
 
-def row_cells(cost: StepCost) -> list[str]:
-    """The step-cost table's cell texts for one schedule x world, in HEAD order."""
+def row_cells(cost: StepCost, analysis: dict[str, Any] | None = None) -> list[str]:
+    """The step-cost table's cell texts for one schedule x world, in HEAD order (`analysis`: the check's entry of
+    `EnvColumn.analysis`; without one the last three cells read '—')."""
     peaks = cost.peak_bytes
     peak = " / ".join(_gib(peaks[r]) for r in sorted(peaks, key=int))
+    a = analysis or {}
+    achievable, inflation = a.get("achievable_ms"), (a.get("inflation") or {}).get("factor")
     return [cost.schedule, str(cost.world), f"{cost.step_ms:.2f}", f"{cost.ideal_ms:.2f}", _pct(cost.bubble),
-            _pct(cost.bubble_theory), peak]
+            _pct(cost.bubble_theory), peak, f"{achievable:.2f}" if achievable is not None else "—",
+            _pct(a.get("efficiency")), f"{inflation:.2f}x" if inflation is not None else "—"]
+
+
+def tables(costs: list[tuple[str, StepCost]]) -> list[tuple[str, list[tuple[str, StepCost]]]]:
+    """(caption, rows) per check family in the env's order: the step-cost model's table, then the realistic tier's
+    (its caption names the model the suite recorded)."""
+    out: dict[str, list[tuple[str, StepCost]]] = {}
+    for check, cost in costs:
+        out.setdefault(check.split("[", 1)[0], []).append((check, cost))
+    captions = []
+    for family, rows in out.items():
+        caption = FAMILIES.get(family, family)
+        model = next((c.model for _, c in rows if c.model), "")
+        captions.append((f"{caption}: {model}" if model else caption, rows))
+    return captions
+
+
+def bar_segments(analysis: dict[str, Any]) -> list[tuple[str, float]]:
+    """The stacked bar of one schedule x world: (part, ms) in decompose.PARTS order, the mean over ranks."""
+    parts = decompose.mean_parts(analysis.get("decomposition") or {})
+    return [(k, parts[k]) for k in decompose.PARTS if parts.get(k)]
+
+
+def _key(check: str, cost: StepCost) -> tuple[str, int]:
+    """(schedule, world); the realistic tier's rows name their family after the schedule, so a baseline never
+    compares the tier's step with the step-cost model's."""
+    family = check.split("[", 1)[0]
+    return (f"{cost.schedule} [{family}]" if family == "test_step_tier" else cost.schedule, cost.world)
+
+
+def analysis(col: m.EnvColumn) -> dict[str, dict[str, Any]]:
+    """check -> decomposition, achievable step, efficiency and split inflation of the env's traced step costs."""
+    return decompose.for_env(col.costs, col.traces)
 
 
 def step_times(costs: list[tuple[str, StepCost]]) -> dict[tuple[str, int], float]:
     """(schedule, world) -> step ms of an env's step costs."""
-    return {(c.schedule, c.world): c.step_ms for _, c in costs}
+    return {_key(check, c): c.step_ms for check, c in costs}
 
 
 def regressions(matrix: m.Matrix, before: StepTimes) -> list[m.StepRegression]:
@@ -57,8 +98,8 @@ def regressions(matrix: m.Matrix, before: StepTimes) -> list[m.StepRegression]:
     out = []
     for col in matrix.envs:
         old = before.get(col.name, {})
-        for _, cost in col.costs:
-            key = (cost.schedule, cost.world)
+        for check, cost in col.costs:
+            key = _key(check, cost)
             if key not in old:
                 continue
             was, now = old[key], cost.step_ms

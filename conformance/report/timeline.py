@@ -18,10 +18,13 @@ LANE_H, GAP, LEFT, TOP, AXIS = 22, 6, 64, 8, 22
 
 
 def span(trace: Trace) -> tuple[int, int]:
+    """First to last instant of the step: the ranks' step() windows where recorded, else the actions' span."""
     acts = [a for acts in trace.ranks.values() for a in acts]
-    if not acts:
+    starts = [a[3] for a in acts] + [int(w[0]) for w in trace.window.values()]
+    ends = [a[4] for a in acts] + [int(w[1]) for w in trace.window.values()]
+    if not starts:
         return 0, 0
-    return min(a[3] for a in acts), max(a[4] for a in acts)
+    return min(starts), max(ends)
 
 
 def idle_fraction(actions: list, t0: int, t1: int) -> float:
@@ -79,6 +82,40 @@ def svg(trace: Trace, width: int = 960) -> str:
                      f"{tick / 1000:g} ms</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+PART_COLOURS = {**COLOURS, "wait": "#9c755f", "overhead": "#edc948", "idle": IDLE}
+PART_NAMES = {**KIND_NAMES, "wait": "wait on another rank", "overhead": "overhead between actions", "idle": "idle"}
+BAR_H, BAR_LABEL = 16, 230
+
+
+def stack_svg(rows: list[tuple[str, list[tuple[str, float]]]], width: int = 960) -> str:
+    """Stacked bars, one per (label, [(part, ms)]) row, on one scale: where each schedule x world's step goes."""
+    longest = max((sum(ms for _, ms in segs) for _, segs in rows), default=0.0) or 1.0
+    plot_w = width - BAR_LABEL - 70
+    height = len(rows) * (BAR_H + 4) + 4
+    parts = [(f'<svg class="stack" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+              f'viewBox="0 0 {width} {height}" role="img" aria-label="where the step time goes">')]
+    for i, (label, segs) in enumerate(rows):
+        y, x = 2 + i * (BAR_H + 4), float(BAR_LABEL)
+        parts.append(f'<text x="4" y="{y + BAR_H * 0.8:.1f}" font-size="11">{escape(label)}</text>')
+        for part, ms in segs:
+            w = ms * plot_w / longest
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(0.5, w):.1f}" height="{BAR_H}" '
+                         f'fill="{PART_COLOURS.get(part, "#999")}"><title>{escape(label)}: '
+                         f"{escape(PART_NAMES.get(part, part))} {ms:.2f} ms (mean over ranks)</title></rect>")
+            x += w
+        parts.append(f'<text x="{x + 4:.1f}" y="{y + BAR_H * 0.8:.1f}" font-size="11">'
+                     f"{sum(ms for _, ms in segs):.2f} ms</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stack_legend() -> str:
+    """The stacked bars' colour key, as HTML."""
+    return '<p class="meta tl-legend">' + " ".join(
+        f'<span class="tl-key" style="background:{c}"></span>{escape(PART_NAMES[k])}'
+        for k, c in PART_COLOURS.items()) + "</p>"
 
 
 def legend() -> str:
