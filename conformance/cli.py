@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from conformance import __version__, errors
-from conformance.commands import info, install_torch, report, run
+from conformance.commands import info, install_torch, report, repro, run
 from conformance.report.console import safe_line
 
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run, report, info, install_torch):
+    for module in (run, report, info, install_torch, repro):
         module.register(sub)
     return parser
 

@@ -1,0 +1,251 @@
+"""Script builders: a check's scenario written out as one standalone Python file (plain torch and the stdlib).
+
+Each script holds its model, starts its own ranks (world 1 in its own process, like the suite; more ranks through
+torch.multiprocessing's spawn with a TCP store on a free port), runs the check's scenario with the check's
+parameters and asserts what the check asserts. Exit 1 and expected vs actual when the problem reproduces, 0 when
+it does not, 2 when it cannot run here. Only the code a scenario needs is written, so each stays short enough to
+paste into an upstream issue. Built as text here; nothing in this module imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from conformance.repro import templates as t
+from conformance.repro.checkids import Scenario
+from conformance.suite import bounds, tolerances
+from conformance.suite.ranks import composition as composition_rank
+from conformance.suite.ranks.schedules import SINGLE, default_microbatches, num_stages, stage_ids
+
+DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the script runs: the device as the suite names it, its torch device type and backend."""
+
+    name: str  # cpu, cuda, xpu, hpu, ...
+    torch_type: str
+    backend: str | None
+    import_first: tuple[str, ...] = ()
+    rank_env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Script:
+    text: str
+    title: str
+    expected: str
+
+
+def fill(template: str, **values: object) -> str:
+    """Replace every `@NAME@` with `values[name]` (repr for non-str values); a missing name is a bug here."""
+
+    def one(m: re.Match) -> str:
+        v = values[m.group(1).lower()]
+        return v if isinstance(v, str) else repr(v)
+
+    return re.sub(r"@([A-Z_]+)@", one, template)
+
+
+_TAG = re.compile(r"  # \[([a-z,]+)\]$")
+
+
+def select(template: str, features: set[str]) -> str:
+    """The template without the lines tagged for features the scenario lacks (`  # [a,b]`: kept with a or b)."""
+    out = []
+    for line in template.split("\n"):
+        m = _TAG.search(line)
+        if m is None:
+            out.append(line)
+        elif features & set(m.group(1).split(",")):
+            out.append(line[: m.start()])
+    return "\n".join(out)
+
+
+SCHEDULE_TESTS = {  # check function -> (what runs, what the check expects)
+    "test_schedule": ("one training step",
+                      "every microbatch loss, the merged outputs and every gradient equal the unsplit model's"),
+    "test_schedule_summed_grads": ("one training step with scale_grads=False",
+                                   ("every loss, the outputs and every gradient (summed, not averaged) equal the "
+                                    "unsplit model's")),
+    "test_schedule_iterations": ("three training steps with SGD updates between them",
+                                 "every loss, the outputs and every gradient of each step equal the unsplit model's"),
+    "test_schedule_eval": ("eval()",
+                           "eval() returns the unsplit model's losses and merged outputs and writes no gradient"),
+    "test_schedule_tracer": ("one training step with stages built by pipeline() + build_stage",
+                             "every loss, the outputs and every gradient equal the unsplit model's"),
+    "test_schedule_kwargs": ("one training step with a per-sample keyword argument",
+                             "every loss, the outputs and every gradient equal the unsplit model's"),
+}
+BEHAVIOUR_RULES = {
+    "dependencies": "a microbatch's F on stage s runs after its F on s-1, B/I after F and after B/I on s+1, W after "
+                    "I, each (stage, microbatch) exactly once per kind",
+    "activation_bound": "microbatches in flight per stage and per rank stay within the schedule's documented bound",
+    "declared_plan": "each rank executes exactly the compute actions its schedule declares (pipeline_order), in order",
+    "zero_bubble_split": "an I step leaves every weight gradient untouched and its W step writes all of them",
+    "no_growth": "the live tensors after every step from the 2nd on equal those after step 2",
+}
+COMPOSITION_KINDS = {
+    "fsdp": "FSDP2 (fully_shard per block and at the stage root)",
+    "ddp": "DistributedDataParallel stage modules",
+    "tp": "tensor parallel (ColwiseParallel w_in, RowwiseParallel w_out)",
+    "checkpoint": "activation checkpointing with dropout inside FSDP2 stages",
+    "compile": "torch.compile'd blocks inside FSDP2 stages",
+}
+
+
+def _stages(schedule: str, world: int) -> dict[int, list[int]]:
+    return {r: stage_ids(schedule, r, world) for r in range(world)}
+
+
+def _constants(**values: object) -> str:
+    """The scenario's constants, several `A, B = 1, 2` to a line up to 110 characters (torch dtypes by name)."""
+    lines: list[tuple[list[str], list[str]]] = []
+    for name, value in values.items():
+        text = f"torch.{value}" if name == "DTYPE" and isinstance(value, str) else repr(value)
+        names, texts = lines[-1] if lines else ([], [])
+        if lines and name not in ("TITLE", "EXPECTED") and len(", ".join([*names, name, *texts, text])) < 105:
+            names.append(name)
+            texts.append(text)
+        else:
+            lines.append(([name], [text]))
+    return "\n".join(f"{', '.join(n)} = {', '.join(v)}" for n, v in lines) + "\n"
+
+
+def _tol(target: Target, dtype: str) -> tuple[float, float]:
+    t = tolerances.tol(target.name, dtype)
+    return t.rtol, t.atol
+
+
+def _schedule(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    p = sc.params
+    name, world = p["schedule"], sc.world
+    dtype = DTYPE_NAMES[p.get("dtype", "fp32")]
+    rtol, atol = _tol(target, dtype)
+    n_st = num_stages(name, world)
+    if p.get("constructor_error"):
+        case = p["case"]
+        if case == "too_few_microbatches":
+            stages, n_st, n_mb = _stages(name, world), num_stages(name, world), 1
+        elif case == "one_local_stage":
+            stages, n_st, n_mb = {r: [r] for r in range(world)}, world, 2 * world
+        else:
+            stages = {r: [r, 2 * world - 1 - r, 2 * world + r] for r in range(world)}
+            n_st, n_mb = 3 * world, 6 * world
+        title = f"{name} accepts an invalid configuration ({case}, world {world})"
+        expected = f"{name}'s constructor refuses {case.replace('_', ' ')} ({n_mb} microbatches, {n_st} stages)"
+        consts = _constants(SCHEDULE=name, CASE=case, N_STAGES=n_st, N_MB=n_mb, STAGES=stages, RTOL=rtol,
+                            ATOL=atol, TITLE=title, EXPECTED=expected)
+        return consts + t.CONSTRUCTOR_ERROR, title, expected
+    what, expected = SCHEDULE_TESTS[sc.test]
+    layout = {"single": "one stage per rank", "looped": "two looped stages per rank",
+              "v": "two stages per rank in a V"}[p["layout"]]
+    title = f"{name}: {what} fails ({layout}, world {world}, {dtype}, {target.name}/{target.backend})"
+    expected = f"{expected} (rtol={rtol}, atol={atol})"
+    kwargs = bool(p.get("kwargs"))
+    consts = _constants(SCHEDULE=name, N_STAGES=n_st, N_MB=default_microbatches(name, world),
+                        STAGES=_stages(name, world), DTYPE=dtype, RTOL=rtol, ATOL=atol, D_HID=16, MB_SIZE=2,
+                        N_LAYERS=8, SEED=0, LR=0.1, TRAIN=p.get("mode", "train") == "train", KWARGS=kwargs,
+                        SCALE_GRADS=p.get("scale_grads", True), ITERATIONS=p.get("iterations", 1), TITLE=title,
+                        EXPECTED=expected)
+    features = {p.get("builder", "manual"), "names"}
+    return consts + t.TRANSFORMER_LIKE + select(t.STAGES, features) + t.SCHEDULE_RUN, title, expected
+
+
+def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    p = sc.params
+    name, world, rule, mode = p["schedule"], sc.world, p["rule"], p["mode"]
+    n_st = num_stages(name, world)
+    n_mb = default_microbatches(name, world) if name in SINGLE else n_st
+    rule_text = BEHAVIOUR_RULES[rule] + (f" ({mode})" if rule == "no_growth" else "")
+    title = f"{name} breaks its documented behaviour: {rule.replace('_', ' ')} (world {world}, {target.name})"
+    extra: dict[str, object] = {}
+    if rule == "activation_bound":
+        b = bounds.bound(name)
+        extra = {"STAGE_LIMIT": {s: b.per_stage(n_mb, n_st, world, s) for s in range(n_st)},
+                 "RANK_LIMIT": {r: b.per_rank(n_mb, n_st, world, r) for r in range(world)},
+                 "STAGE_TEXT": b.stage_text, "RANK_TEXT": b.rank_text, "SOURCE": b.source}
+    expected = rule_text + (f" (m={n_mb}, S={n_st}, p={world})" if rule == "activation_bound" else "")
+    consts = _constants(SCHEDULE=name, N_STAGES=n_st, N_MB=n_mb, STAGES=_stages(name, world), DTYPE="float32",
+                        RTOL=0.0, ATOL=0.0, D_HID=16, MB_SIZE=2, N_LAYERS=8, SEED=0, SCALE_GRADS=True, MODE=mode,
+                        **extra, TITLE=title, EXPECTED=expected)
+    features = {"manual", "split" if rule == "zero_bubble_split" else "nosplit"}
+    features |= {"growth"} if rule == "no_growth" else {"plan"} if rule == "declared_plan" else set()
+    body = (t.TRANSFORMER_LIKE + select(t.STAGES, features) + select(t.BEHAVIOUR_RUN, features)
+            + (t.PLAN_FN if rule == "declared_plan" else "") + t.RULES[rule])
+    return consts + body, title, expected
+
+
+def _composition(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    p = sc.params
+    name, world, kind = p["schedule"], sc.world, p["kind"]
+    c = composition_rank
+    pp = c.PP
+    n_st = pp if name in SINGLE else 2 * pp
+    other = "tp" if kind == "tp" else "dp"
+    dtype = "bfloat16" if p.get("mixed_precision") else "float32"
+    rtol, atol = _tol(target, dtype)
+    how = COMPOSITION_KINDS[kind] + (", reshard_after_forward=True" if kind == "fsdp" and p.get("reshard") else
+                                     ", reshard_after_forward=False" if kind == "fsdp" else "")
+    if p.get("mixed_precision"):
+        how += ", MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)"
+    title = f"{name} with {how} fails (mesh pp={pp} x {other}={world // pp}, {target.name}/{target.backend})"
+    expected = (f"every microbatch loss, every full gradient and every parameter after each of {c.STEPS} SGD steps "
+                f"equal the unsplit model's on the same global batch (rtol={rtol}, atol={atol})")
+    consts = _constants(SCHEDULE=name, PP=pp, OTHER=other, N_STAGES=n_st, N_MB=4, STAGES=_stages(name, pp),
+                        RTOL=rtol, ATOL=atol, D_MODEL=c.D_MODEL, MB_SIZE=c.MB_SIZE, N_LAYERS=c.N_LAYERS,
+                        STEPS=c.STEPS, LR=c.LR, SEED=c.SEED, DROPOUT=c.DROPOUT if kind == "checkpoint" else 0.0,
+                        RESHARD=bool(p.get("reshard")), MIXED=bool(p.get("mixed_precision")), TITLE=title,
+                        EXPECTED=expected)
+    features = {kind, "nocheckpoint" if kind != "checkpoint" else "checkpoint"}
+    features |= {"fsdp"} if kind in ("checkpoint", "compile") else set()
+    features |= {"mixed"} if p.get("mixed_precision") else {"nomixed"}
+    body = select(t.COMPOSITION_MODEL, features) + select(t.WRAP, features) + select(t.COMPOSITION_RUN, features)
+    return consts + body, title, expected
+
+
+def _split(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    p = sc.params
+    n = 8
+    if p["case"] == "edges":
+        specs, layers, check_output = [{p["layer"]: p["point"]}], [(0, n)], True
+        title = (f"pipeline(): a split point {p['point']} {p['layer']} breaks the single stage "
+                 f"({'empty first stage' if p['point'] == 'BEGINNING' else 'empty last stage'})")
+        expected = (f"split_spec {{{p['layer']!r}: SplitPoint.{p['point']}}} cuts off nothing: one stage, "
+                    "get_stage_module(0) holds the whole model and computes its output")
+    elif p["case"] == "twice":
+        specs, layers, check_output = [{"layers.4": "BEGINNING"}, {"layers.2": "BEGINNING"}], [(0, 2), (2, n)], False
+        title = "pipeline() called twice on one module keeps the first call's split points"
+        expected = ("a second pipeline() of the same module with {'layers.2': BEGINNING} (after {'layers.4': "
+                    "BEGINNING}) gives 2 stages: layers 0-1 and 2-7")
+    else:
+        k, step = p["point"], n // p["n_stages"]
+        cut = {f"layers.{j}": "BEGINNING" for j in range(step, n, step)} if k == "BEGINNING" else \
+            {f"layers.{j - 1}": "END" for j in range(step, n, step)}
+        specs, layers, check_output = [cut], [(s * step, (s + 1) * step) for s in range(p["n_stages"])], True
+        title = f"pipeline(): split_spec with SplitPoint.{k} does not cut {p['n_stages']} equal stages"
+        expected = f"split_spec {cut} gives {p['n_stages']} stages holding exactly their layers, same output"
+    rtol, atol = _tol(target, "float32")
+    consts = _constants(SPECS=specs, STAGE_LAYERS=layers, CHECK_OUTPUT=check_output, RTOL=rtol, ATOL=atol,
+                        D_HID=16, N_LAYERS=n, SEED=0, TITLE=title, EXPECTED=expected)
+    return consts + t.TRANSFORMER_LIKE + t.SPLIT_RUN, title, expected
+
+
+BUILDERS = {"schedules": _schedule, "behaviour": _behaviour, "composition": _composition, "split": _split}
+
+
+def build(sc: Scenario, target: Target, filename: str) -> Script:
+    """The whole script for one scenario on one target."""
+    if target.backend is None and sc.area != "split":
+        raise ValueError(f"{target.name} has no collective backend")
+    body, title, expected = BUILDERS[sc.area](sc, target)
+    head = fill(t.HEADER, title=title, check_id=sc.check_id, check_id_r=repr(sc.check_id), filename=filename,
+                expected=expected, torch_type=repr(target.torch_type), backend=repr(target.backend), world=sc.world,
+                import_first=tuple(target.import_first), rank_env=dict(target.rank_env or {}),
+                process_group=sc.area != "split")
+    text = head + body + select(t.COMMON, set() if sc.area == "behaviour" else {"close"}) + t.LAUNCHER
+    # one blank line between definitions: the script is read in an issue, where length counts more than PEP 8
+    return Script(re.sub(r"\n\n\n+", "\n\n", text), title, expected)

@@ -1,0 +1,579 @@
+"""The text of the reproduction scripts, in pieces: `scripts.py` joins the pieces a scenario needs.
+
+`@NAME@` is filled in by `scripts.fill`; a line ending in `  # [feature]` is kept only when the scenario has that
+feature (the tag is dropped), so each script holds only the code its check runs. Text only: no torch here.
+"""
+
+HEADER = '''#!/usr/bin/env python3
+"""@TITLE@
+
+Reproduces the pp-conformance check @CHECK_ID@ with plain torch only: `python @FILENAME@`
+exits 1 when the problem reproduces (expected vs actual printed), 0 when it does not, 2 when it cannot run here."""
+import faulthandler, inspect, os, queue, socket, sys, time, traceback
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+import torch.nn.functional as F
+
+CHECK, DEVICE_TYPE, BACKEND, WORLD = @CHECK_ID_R@, @TORCH_TYPE@, @BACKEND@, @WORLD@
+IMPORT_FIRST, RANK_ENV, PROCESS_GROUP, TIMEOUT, GRACE = @IMPORT_FIRST@, @RANK_ENV@, @PROCESS_GROUP@, 120, 3  # seconds
+'''
+
+COMMON = '''
+
+class NotApplicable(Exception): pass  # this build or host cannot run the scenario (exit 2)
+
+
+def close(got, exp, what, grad=False):  # the check's tolerance; low-precision gradients scale atol by max|exp|  # [close]
+    atol = max(ATOL, RTOL * exp.detach().abs().max().item()) if grad and exp.dtype != torch.float32 else ATOL  # [close]
+    try:  # [close]
+        torch.testing.assert_close(got.detach().to(exp.dtype), exp.detach(), rtol=RTOL, atol=atol)  # [close]
+    except AssertionError as exc:  # [close]
+        raise AssertionError(f"{what} differs from the unsplit model (rtol={RTOL}, atol={atol:.3g}): {exc}") from None  # [close]
+'''
+
+LAUNCHER = '''
+
+def _rank(rank, port, results):
+    os.environ.update({k: v for k, v in RANK_ENV.items() if k not in os.environ})
+    try:
+        if DEVICE_TYPE != "cpu":  # one device per rank
+            getattr(torch, DEVICE_TYPE).set_device(rank)
+        if PROCESS_GROUP:
+            dist.init_process_group(BACKEND, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+        results.put((rank, "ok", run_rank(rank, torch.device(DEVICE_TYPE, None if DEVICE_TYPE == "cpu" else rank))))
+    except NotApplicable as exc:
+        results.put((rank, "n/a", str(exc)))
+    except Exception as exc:  # any exception fails the check, as in the suite
+        why = " <- caused by ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:700]}"
+                                    for e in (exc, exc.__cause__ or exc.__context__) if e is not None)
+        at = "; ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__))
+        results.put((rank, "failed", f"{why} [at {at}]"))
+
+
+def launch():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if WORLD == 1:  # in this process, as the suite runs world 1; a hang ends it with exit 1
+        faulthandler.dump_traceback_later(TIMEOUT, exit=True)
+        _rank(0, port, got := queue.SimpleQueue())
+        return {0: got.get()[1:]}
+    ctx = mp.get_context("spawn")
+    results, out, deadline = ctx.Queue(), {}, time.monotonic() + TIMEOUT
+    for p in (procs := [ctx.Process(target=_rank, args=(r, port, results), daemon=True) for r in range(WORLD)]):
+        p.start()
+    while len(out) < WORLD and time.monotonic() < deadline:
+        try:
+            r, status, payload = results.get(timeout=0.5)
+            out[r] = (status, payload)
+        except queue.Empty:  # a rank that died without a word (a crash)
+            out.update({r: ("failed", f"died with exit code {p.exitcode}") for r, p in enumerate(procs)
+                        if r not in out and p.exitcode not in (None, 0)})
+        if any(s != "ok" for s, _ in out.values()):  # after a failure the others get GRACE s to report, not TIMEOUT
+            deadline = min(deadline, time.monotonic() + GRACE)
+    for r, p in enumerate(procs):
+        out.setdefault(r, ("failed", f"no result after {TIMEOUT} s, or {GRACE} s after another rank failed"))
+        p.join(timeout=1 if all(s == "ok" for s, _ in out.values()) else 0)
+        p.kill()
+    return out
+
+
+def main():
+    try:
+        for name in IMPORT_FIRST:  # modules that register the device with torch
+            __import__(name)
+        found, why = WORLD if DEVICE_TYPE == "cpu" else getattr(torch, DEVICE_TYPE).device_count(), ""
+    except (ImportError, AttributeError) as exc:
+        found, why = 0, f" ({type(exc).__name__}: {exc})"
+    if found < WORLD:
+        print(f"cannot run here: needs {WORLD} {DEVICE_TYPE} device(s), found {found}{why}")
+        return 2
+    print(f"{CHECK}: torch {torch.__version__}, {DEVICE_TYPE}/{BACKEND}, world {WORLD}")
+    out = launch()
+    failed = {r: msg for r, (status, msg) in sorted(out.items()) if status == "failed"}
+    if not failed and any(status == "n/a" for status, _ in out.values()):
+        print("cannot run here: " + "; ".join(sorted({m for s, m in out.values() if s == "n/a"})))
+        return 2
+    problem = None if failed else judge([payload for _, (_, payload) in sorted(out.items())])
+    if not (failed or problem):
+        print(f"not reproduced: the check passes here ({EXPECTED})")
+        return 0
+    lines = [f"actual (rank {r}): {m}" for r, m in failed.items()] or [f"actual: {problem}"]
+    print("\\n".join([f"REPRODUCED: {TITLE}", f"expected: {EXPECTED}", *lines]))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+# The schedule checks' model: blocks of Linear + ReLU (upstream's pipelining tests use the same shape).
+TRANSFORMER_LIKE = '''
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net1, self.relu = nn.Linear(D_HID, D_HID), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.net1(x))
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(SEED)
+        self.layers = nn.Sequential(*[Block() for _ in range(N_LAYERS)])
+
+    def forward(self, x, scale=None):
+        for b in self.layers:
+            x = b(x) if scale is None else b(x) * scale  # scale: a per-sample keyword argument (kwargs checks)
+        return x
+'''
+
+STAGES = '''
+
+def build_stages(rank, device, x0, s0):
+    """This rank's stages (hand-built PipelineStages over slices of the model, or pipeline() + build_stage)."""
+    from torch.distributed import pipelining as pp
+
+    cls = getattr(pp, SCHEDULE, None)
+    if cls is None:
+        raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{SCHEDULE}")
+    per, stages, names = N_LAYERS // N_STAGES, [], []
+    spec = {f"layers.{s * per}": pp.SplitPoint.BEGINNING for s in range(1, N_STAGES)}  # [tracer]
+    kw = {"scale": s0} if s0 is not None else None  # [tracer]
+    pipe = pp.pipeline(Model().to(device, DTYPE), mb_args=(x0,), mb_kwargs=kw, split_spec=spec)  # [tracer]
+    if pipe.num_stages != N_STAGES:  # [tracer]
+        raise AssertionError(f"pipeline(): {pipe.num_stages} stages for {sorted(spec)}, expected {N_STAGES}")  # [tracer]
+    for s in STAGES[rank]:
+        stages.append(pipe.build_stage(s, device, None))  # [tracer]
+        names.append({n: n.replace("_", ".") for n, _ in stages[-1].submod.named_parameters()})  # [tracer]
+        part = Model().to(device, DTYPE)  # [manual]
+        part.layers = part.layers[s * per:(s + 1) * per]  # [manual]
+        stages.append(pp.PipelineStage(part, s, N_STAGES, device))  # [manual]
+        names.append({n: f"layers.{s * per + int(n.split('.')[1])}.{n.split('.', 2)[2]}"  # [manual]
+                      for n, _ in part.named_parameters()})  # [manual]
+    kw = {"scale_grads": SCALE_GRADS} if "scale_grads" in inspect.signature(cls.__init__).parameters else {}
+    sched = cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=F.mse_loss, **kw)
+    return stages, names, sched, bool(kw) and SCALE_GRADS  # gradients averaged over microbatches (torch >= 2.7)
+'''
+
+SCHEDULE_RUN = '''
+
+def run_rank(rank, device):
+    g = torch.Generator().manual_seed(1234 + SEED)
+    x, y = (torch.randn(N_MB * MB_SIZE, D_HID, generator=g).to(device, DTYPE) for _ in range(2))
+    scale = (torch.rand(N_MB * MB_SIZE, 1, generator=g) + 0.5).to(device, DTYPE) if KWARGS else None
+    ref = Model().to(device, DTYPE)  # the unsplit model, run over the same microbatches
+    stages, names, sched, averaged = build_stages(rank, device, x[:MB_SIZE], scale[:MB_SIZE] if KWARGS else None)
+    first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
+    counts = {"losses": 0, "outputs": 0, "grads": 0, "no_grads": 0, "stages": STAGES[rank]}
+    for it in range(ITERATIONS):
+        for m in [ref, *(st.submod for st in stages)]:
+            m.zero_grad(set_to_none=True)
+        exp_outs, exp_losses = [], []
+        with torch.set_grad_enabled(TRAIN):
+            for xm, ym, sm in zip(x.chunk(N_MB), y.chunk(N_MB), scale.chunk(N_MB) if KWARGS else [None] * N_MB):
+                exp_outs.append(ref(xm, sm))
+                exp_losses.append(F.mse_loss(exp_outs[-1], ym))
+                if TRAIN:
+                    exp_losses[-1].backward()
+        for prm in ref.parameters() if averaged and TRAIN else ():
+            prm.grad.div_(N_MB)
+        losses, kw, where = [], {"scale": scale} if KWARGS else {}, f"rank {rank}, iteration {it}"
+        if not TRAIN and not hasattr(sched, "eval"):
+            raise NotApplicable(f"torch {torch.__version__} has no schedule eval() (needs torch >= 2.9)")
+        out = (sched.step if TRAIN else sched.eval)(*([x] if first else []), target=y if last else None,
+                                                    losses=losses, **kw)
+        if last:
+            if len(losses) != N_MB:
+                raise AssertionError(f"{len(losses)} microbatch losses, expected {N_MB} ({where})")
+            for i, (got, exp) in enumerate(zip(losses, exp_losses)):
+                close(got, exp, f"loss of microbatch {i} ({where})")
+            if out is None:
+                raise AssertionError(f"the last stage returned no outputs ({where})")
+            close(out, torch.cat(exp_outs), f"merged outputs ({where})")
+            counts.update(losses=counts["losses"] + N_MB, outputs=counts["outputs"] + 1)
+        for st, mapping in zip(stages, names):
+            for pname, prm in st.submod.named_parameters():
+                what = f"{mapping[pname]} on stage {st.stage_index} ({where})"
+                if not TRAIN:
+                    if prm.grad is not None and prm.grad.abs().sum().item() != 0:
+                        raise AssertionError(f"eval() wrote a gradient of {what}")
+                elif prm.grad is None:
+                    raise AssertionError(f"no gradient of {what}")
+                else:
+                    close(prm.grad, ref.get_parameter(mapping[pname]).grad, f"gradient of {what}", grad=True)
+                counts["grads" if TRAIN else "no_grads"] += 1
+        if TRAIN and it + 1 < ITERATIONS:  # the same SGD update on both sides before the next iteration
+            with torch.no_grad():
+                for prm in [*ref.parameters(), *(p for st in stages for p in st.submod.parameters())]:
+                    prm.sub_(LR * prm.grad)
+    return counts
+
+
+def judge(data):
+    """Together the ranks compared every loss, the outputs and every gradient, and held every stage once."""
+    n = 2 * N_LAYERS * ITERATIONS
+    want = {"losses": N_MB * ITERATIONS, "outputs": ITERATIONS, "grads": n * TRAIN, "no_grads": n * (not TRAIN)}
+    got = {k: sum(d[k] for d in data) for k in want}
+    held = sorted(s for d in data for s in d["stages"])
+    return (f"the ranks compared {got}, expected {want}" if got != want else None if held == list(range(N_STAGES))
+            else f"stages held {held}, expected 0..{N_STAGES - 1}")
+'''
+
+CONSTRUCTOR_ERROR = '''
+
+def run_rank(rank, device):
+    from torch.distributed import pipelining as pp
+
+    cls = getattr(pp, SCHEDULE, None)
+    if cls is None:
+        raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{SCHEDULE}")
+    stages = [pp.PipelineStage(nn.Linear(4, 4).to(device), s, N_STAGES, device) for s in STAGES[rank]]
+    try:
+        cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=F.mse_loss)
+    except (ValueError, RuntimeError, AssertionError, TypeError) as exc:
+        return {"raised": f"{type(exc).__name__}: {exc}"[:200]}
+    raise AssertionError(f"{SCHEDULE}({CASE}: {len(stages)} local stage(s) of {N_STAGES}, n_microbatches={N_MB}) "
+                         "was accepted")
+
+
+def judge(data):
+    return None
+'''
+
+BEHAVIOUR_RUN = '''
+
+def trace(stages, log):
+    """Record (stage, kind, microbatch, start_ns, end_ns) of each compute action, wrapping this rank's stages where every
+    schedule computes: forward_one_chunk (F), backward_one_chunk (B; I if full_backward=False), backward_weight_one_chunk (W)."""
+    def wrap(st, name, orig):
+        def run(*a, **k):
+            kind = {"forward_one_chunk": "F", "backward_weight_one_chunk": "W"}.get(name)
+            kind = kind or ("B" if (a[2] if len(a) > 2 else k.get("full_backward", True)) else "I")
+            if not log.on or (kind != "F" and not getattr(st, "has_backward", True)):
+                return orig(*a, **k)  # eval(): the schedule still calls backward, which returns at once
+            grads = lambda: [None if p.grad is None else (id(p.grad), p.grad._version) for p in st.submod.parameters()]  # [split]
+            before, t0 = grads() if kind in "IW" else None, time.monotonic_ns()  # [split]
+            t0 = time.monotonic_ns()  # [nosplit]
+            try:
+                return orig(*a, **k)
+            finally:
+                getattr(torch, DEVICE_TYPE).synchronize() if DEVICE_TYPE != "cpu" else None
+                log.append((st.stage_index, kind, int(a[0] if a else next(iter(k.values()))), t0, time.monotonic_ns()))
+                log.split.append((log[-1][:3], before, grads())) if before is not None else None  # [split]
+        setattr(st, name, run)
+
+    for st in stages:
+        for name in ("forward_one_chunk", "backward_one_chunk", "backward_weight_one_chunk"):
+            if callable(getattr(st, name, None)):
+                wrap(st, name, getattr(st, name))
+
+
+class Log(list):  # the trace; `on` while a step is traced; `split`: weight gradients before and after I and W
+    on, split = False, []
+
+
+def run_rank(rank, device):
+    g = torch.Generator().manual_seed(1234 + SEED)
+    x, y = (torch.randn(N_MB * MB_SIZE, D_HID, generator=g).to(device, DTYPE) for _ in range(2))
+    stages, _, sched, _ = build_stages(rank, device, x[:MB_SIZE], None)
+    first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
+    trace(stages, log := Log())
+    out = {"rank": rank, "stages": STAGES[rank]}
+
+    def step(mode="train"):
+        for st in stages:
+            st.submod.zero_grad(set_to_none=True)
+        args, kw = [x] if first else [], {"target": y if last else None, "losses": []}
+        if mode != "train" and (not hasattr(sched, "eval") or "return_outputs" not in inspect.signature(sched.step).parameters):  # [growth]
+            raise NotApplicable(f"torch {torch.__version__} lacks eval() (2.9) or step(return_outputs=) (2.10)")  # [growth]
+        if mode == "return_outputs_false":  # [growth]
+            kw["return_outputs"] = False  # [growth]
+        return sched.eval(*args, **kw) if mode == "eval" else sched.step(*args, **kw)
+
+    if MODE != "eval":  # the first step also initialises the stages: the second one is traced
+        step()
+        log.on = True
+        step()
+        out.update(trace=list(log), split=Log.split)
+        out["plan"] = PLAN(sched, rank)  # [plan]
+    live, log.on = [], False  # [growth]
+    import gc  # [growth]
+    gc.freeze()  # [growth]
+    for _ in range(4):  # live tensors (made after the freeze) after each of 4 steps  # [growth]
+        step(MODE)  # [growth]
+        gc.collect()  # [growth]
+        live.append(sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor)))  # [growth]
+    out["live"] = live  # [growth]
+    return out
+'''
+
+PLAN_FN = '''
+
+def PLAN(sched, rank):
+    """This rank's compute actions as the schedule declares them (pipeline_order)."""
+    order = getattr(sched, "pipeline_order", None)
+    if order is None and callable(getattr(sched, "_get_pipeline_order", None)):
+        order = sched._get_pipeline_order()
+    if order is None or order.get(rank) is None:
+        raise NotApplicable(f"{SCHEDULE} declares no pipeline_order for rank {rank} in torch {torch.__version__}")
+    subs = [sub for a in order[rank] if a is not None for sub in (getattr(a, "sub_actions", None) or (a,))]
+    kinds = [getattr(sub.computation_type, "value", str(sub.computation_type)) for sub in subs]
+    return [(int(sub.stage_index), k, int(sub.microbatch_index)) for sub, k in zip(subs, kinds)
+            if k in ("F", "I", "W", "B") and sub.microbatch_index is not None]
+'''
+
+
+RULES = {
+    "declared_plan": '''
+
+def judge(data):
+    """Each rank executed exactly its declared compute actions, in order."""
+    for d in data:
+        ran = [tuple(a[:3]) for a in d["trace"]]
+        for i, (got, want) in enumerate(zip(ran, d["plan"])):
+            if got != want:
+                return (f"rank {d['rank']}: compute action #{i} ran as {got[0]}{got[1]}{got[2]}, the plan "
+                        f"(pipeline_order) declares {want[0]}{want[1]}{want[2]}; ran {ran}, planned {d['plan']}")
+        if len(ran) != len(d["plan"]):
+            return f"rank {d['rank']}: {len(ran)} compute actions ran, {len(d['plan'])} planned"
+    return None
+''',
+    "activation_bound": '''
+
+def judge(data):
+    """Microbatches in flight (F done, B or W not yet) per stage and per rank within the documented bound."""
+    for d in data:
+        per_stage = {}
+        for s, k, mb, _, _ in d["trace"]:
+            per_stage[s] = per_stage.get(s, 0) + (1 if k == "F" else -1 if k in "BW" else 0)
+            if per_stage[s] > STAGE_LIMIT[s]:
+                return (f"rank {d['rank']}: action {s}{k}{mb} puts {per_stage[s]} microbatches in flight on stage "
+                        f"{s}, at most {STAGE_LIMIT[s]} = {STAGE_TEXT} ({SOURCE})")
+            if sum(per_stage.values()) > RANK_LIMIT[d["rank"]]:
+                return (f"rank {d['rank']}: action {s}{k}{mb} puts {sum(per_stage.values())} microbatches in "
+                        f"flight on the rank, at most {RANK_LIMIT[d['rank']]} = {RANK_TEXT} ({SOURCE})")
+    return None
+''',
+    "dependencies": '''
+
+def judge(data):
+    """F(s) after F(s-1); B/I after F on the stage and after B/I on s+1; W after I; each exactly once."""
+    acts = {}
+    for d in data:
+        for i, (s, k, mb, t0, t1) in enumerate(d["trace"]):
+            if (s, k, mb) in acts:
+                return f"action {s}{k}{mb} ran twice"
+            acts[(s, k, mb)] = (d["rank"], i, t0, t1)
+    for s in range(N_STAGES):
+        for mb in range(N_MB):
+            kinds = {k for k in "FIWB" if (s, k, mb) in acts}
+            if kinds not in ({"F", "B"}, {"F", "I", "W"}):
+                return f"stage {s}, microbatch {mb} ran {sorted(kinds)}: expected F and B, or F, I and W"
+    for (s, k, mb), (r, i, t0, _) in acts.items():
+        needs = [(s - 1, "F", mb)] if k == "F" and s > 0 else []
+        if k in "BI":
+            needs.append((s, "F", mb))
+            if s + 1 < N_STAGES:
+                needs.append((s + 1, "B", mb) if (s + 1, "B", mb) in acts else (s + 1, "I", mb))
+        needs += [(s, "I", mb)] if k == "W" else []
+        for dep in needs:
+            dr, di, _, d1 = acts[dep]
+            if (di > i) if dr == r else (d1 > t0):
+                return f"rank {r}: {s}{k}{mb} started before {dep[0]}{dep[1]}{dep[2]} (rank {dr}) finished"
+    return None
+''',
+    "zero_bubble_split": '''
+
+def judge(data):
+    """An I step leaves every weight gradient untouched; its W step writes all of them; I steps run at all."""
+    for d in data:
+        for (s, k, mb), before, after in d["split"]:
+            changed = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
+            if k == "I" and changed:
+                return f"rank {d['rank']}: the I step {s}I{mb} wrote weight gradients (parameters {changed})"
+            if k == "W" and len(changed) < len(before):
+                return f"rank {d['rank']}: the W step {s}W{mb} left weight gradients unwritten"
+    return None if any(a[0][1] == "I" for d in data for a in d["split"]) else "no rank ran an I step"
+''',
+    "no_growth": '''
+
+def judge(data):
+    """The live state after every step from the 2nd on equals the state after step 2."""
+    for d in data:
+        if any(v != d["live"][1] for v in d["live"][2:]):
+            return f"rank {d['rank']}: live tensors after steps 1-4 of {MODE}: {d['live']} (grows)"
+    return None
+''',
+}
+
+# The composition checks' model: residual MLP blocks keyed by their global index, so stage parameters keep the
+# unsplit model's names.
+COMPOSITION_MODEL = '''
+
+class Block(nn.Module):  # w_in (d -> 2d), ReLU, w_out (2d -> d), residual
+    def __init__(self, index):
+        super().__init__()
+        self.w_in, self.w_out, self.index = nn.Linear(D_MODEL, 2 * D_MODEL), nn.Linear(2 * D_MODEL, D_MODEL), index
+
+    def inner(self, x):  # [checkpoint]
+        return x + self.w_out(F.dropout(F.relu(self.w_in(x)), DROPOUT, training=True))  # [checkpoint]
+  # [checkpoint]
+    def forward(self, x, mb_id=None):
+        torch.manual_seed(10_000 * (self.index + 1) + int(mb_id.reshape(-1)[0].item()))  # masks by microbatch  # [checkpoint]
+        return torch.utils.checkpoint.checkpoint(self.inner, x, use_reentrant=False)  # [checkpoint]
+        return x + self.w_out(F.relu(self.w_in(x)))  # [nocheckpoint]
+
+
+class Stack(nn.Module):
+    def __init__(self, keep=range(N_LAYERS)):
+        super().__init__()
+        torch.manual_seed(SEED)
+        blocks = {str(i): Block(i) for i in range(N_LAYERS)}
+        self.layers = nn.ModuleDict({k: b for k, b in blocks.items() if int(k) in keep})
+
+    def forward(self, x, mb_id=None):
+        for b in self.layers.values():
+            x = b(x, mb_id)
+        return x
+
+
+def loss_fn(output, target):  # the target stays fp32 under mixed precision  # [mixed]
+    return F.mse_loss(output, target.to(output.dtype))  # [mixed]
+loss_fn = F.mse_loss  # [nomixed]
+
+
+def named(mod):  # (name in the unsplit model, parameter): DDP's `module.` and compile's `_orig_mod.` dropped
+    return [(n.replace("_orig_mod.", ""), p) for n, p in getattr(mod, "module", mod).named_parameters()]
+'''
+
+WRAP = '''
+
+def wrap(module, sub, device):
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # [fsdp]
+    from torch.nn.parallel import DistributedDataParallel  # [ddp]
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module  # [tp]
+
+    for name, block in list(module.layers.items()):  # [compile,tp]
+        module.layers[name] = torch.compile(block)  # [compile]
+        parallelize_module(block, sub, {"w_in": ColwiseParallel(), "w_out": RowwiseParallel()})  # [tp]
+    return module  # [tp]
+    return DistributedDataParallel(module, process_group=sub.get_group(),  # [ddp]
+                                   device_ids=None if DEVICE_TYPE == "cpu" else [device])  # [ddp]
+    kw = {"mesh": sub, "reshard_after_forward": RESHARD}  # [fsdp]
+    kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)  # [mixed]
+    for block in module.layers.values():  # [fsdp]
+        fully_shard(block, **kw)  # [fsdp]
+    return fully_shard(module, **kw)  # [fsdp]
+'''
+
+COMPOSITION_RUN = '''
+
+def run_rank(rank, device):
+    import copy  # [mixed]
+    from torch.distributed import pipelining as pp
+    from torch.distributed.device_mesh import init_device_mesh
+
+    cls = getattr(pp, SCHEDULE, None)
+    if cls is None:
+        raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{SCHEDULE}")
+    mesh = init_device_mesh(DEVICE_TYPE, (PP, WORLD // PP), mesh_dim_names=("pp", OTHER))
+    pp_rank, sub = mesh["pp"].get_local_rank(), mesh[OTHER]
+    d, n_total = (sub.get_local_rank(), N_MB * sub.size()) if OTHER == "dp" else (0, N_MB)
+    g = torch.Generator().manual_seed(1234)
+    x, y = (torch.randn(n_total * MB_SIZE, D_MODEL, generator=g).to(device) for _ in range(2))
+    ids = torch.arange(n_total, dtype=torch.float32).repeat_interleave(MB_SIZE).reshape(-1, 1).to(device)
+    ref = compute = Stack().to(device)  # the unsplit model on the whole global batch, same optimizer
+    compute = copy.deepcopy(ref).to(torch.bfloat16)  # its forward runs in bf16 under mixed precision  # [mixed]
+    ref_params, ref_opt = dict(ref.named_parameters()), torch.optim.SGD(ref.parameters(), lr=LR)
+    sids, per = STAGES[pp_rank], N_LAYERS // N_STAGES
+    modules = [wrap(Stack(range(s * per, (s + 1) * per)).to(device), sub, device) for s in sids]
+    stages = [pp.PipelineStage(m, s, N_STAGES, device, group=mesh["pp"].get_group()) for m, s in zip(modules, sids)]
+    sched = cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=loss_fn)
+    opt = torch.optim.SGD([p for m in modules for p in m.parameters()], lr=LR)
+    first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
+    rows, where = slice(d * N_MB * MB_SIZE, (d + 1) * N_MB * MB_SIZE), f"rank {rank}, stages {sids}"
+    counts = {"losses": 0, "grads": 0, "params": 0, "names": set(), "last": last, "stages": sids}
+    for step in range(STEPS):
+        ref.zero_grad(set_to_none=True)
+        ref_losses, src = [], dict(compute.named_parameters())
+        for xm, ym, im in zip(x.chunk(n_total), y.chunk(n_total), ids.chunk(n_total)):
+            compute.zero_grad(set_to_none=True)  # [mixed]
+            ref_losses.append(loss_fn(compute(xm.to(next(compute.parameters()).dtype), im), ym))
+            ref_losses[-1].backward()
+            for n, p in ref_params.items():  # FSDP accumulates bf16 microbatch gradients in fp32  # [mixed]
+                p.grad = src[n].grad.float() if p.grad is None else p.grad + src[n].grad.float()  # [mixed]
+        with torch.no_grad():
+            for p in ref_params.values():
+                p.grad.div_(n_total)
+        opt.zero_grad(set_to_none=True)
+        losses = []  # the pipelined step on this rank's replica
+        sched.step(*([x[rows]] if first else []), target=y[rows] if last else None, losses=losses,
+                   **({"mb_id": ids[rows]} if DROPOUT else {}))
+        if last and len(losses) != N_MB:
+            raise AssertionError(f"step {step}: {len(losses)} microbatch losses, expected {N_MB} [{where}]")
+        for i, loss in enumerate(losses if last else []):
+            close(loss, ref_losses[d * N_MB + i], f"loss of microbatch {d * N_MB + i} (step {step}) [{where}]")
+            counts["losses"] += 1
+        for n, p in [np for m in modules for np in named(m)]:
+            if p.grad is None:
+                raise AssertionError(f"{n} has no gradient after step {step} [{where}]")
+            close(getattr(p.grad, "full_tensor", lambda: p.grad)(), ref_params[n].grad, f"gradient of {n} (step "
+                  f"{step}) [{where}]", grad=True)
+            counts["grads"] += 1
+            counts["names"].add(n)
+        ref_opt.step()
+        with torch.no_grad():  # [mixed]
+            for n, p in compute.named_parameters():  # [mixed]
+                p.copy_(ref_params[n])  # [mixed]
+        opt.step()
+        for n, p in [np for m in modules for np in named(m)]:
+            close(getattr(p, "full_tensor", lambda: p)(), ref_params[n], f"{n} after SGD step {step} [{where}]", True)
+            counts["params"] += 1
+    return counts
+
+
+def judge(data):
+    """Together the ranks covered the model: each loss of their replica, each gradient and parameter per step."""
+    names, replicas = {n for d in data for n in d["names"]}, WORLD // PP if OTHER == "dp" else 1
+    if sum(d["last"] for d in data) != replicas or len(names) != 4 * N_LAYERS:
+        return f"{sum(d['last'] for d in data)} last-stage ranks (expected {replicas}), {len(names)} parameters"
+    for d in data:
+        held = 4 * N_LAYERS // (PP if len(d["stages"]) == 1 else 2 * PP) * len(d["stages"])
+        want = {"grads": held * STEPS, "params": held * STEPS, "losses": N_MB * STEPS if d["last"] else 0}
+        if {k: d[k] for k in want} != want:
+            return f"the rank holding stages {d['stages']} compared {({k: d[k] for k in want})}, expected {want}"
+    return None
+'''
+
+SPLIT_RUN = '''
+
+def run_rank(rank, device):
+    """pipeline() of the 8-block model: stages that hold exactly their layers and compute the model's output."""
+    from torch.distributed.pipelining import SplitPoint, pipeline
+
+    model = Model().to(device)
+    x = torch.randn(4, D_HID, generator=torch.Generator().manual_seed(1)).to(device)
+    expected = model(x)
+    for spec in SPECS:  # more than one: pipeline() called again on the same module
+        pipe = pipeline(model, mb_args=(x,), split_spec={k: getattr(SplitPoint, v) for k, v in spec.items()})
+    want = [sorted(f"layers.{i}.net1.{w}" for i in range(a, b) for w in ("weight", "bias")) for a, b in STAGE_LAYERS]
+    if pipe.num_stages != len(want):
+        raise AssertionError(f"num_stages {pipe.num_stages} for split_spec {SPECS[-1]}, expected {len(want)}")
+    for i, w in enumerate(want):  # get_stage_module(i) for i < num_stages is what every stage builder relies on
+        got = sorted(pipe.get_stage_module(i).state_dict())
+        if got != w:
+            raise AssertionError(f"stage {i} holds {got}, expected {w}")
+    out = pipe(x) if CHECK_OUTPUT else expected
+    close(out[0] if isinstance(out, (tuple, list)) else out, expected, "pipe(x)")
+    return {}
+
+
+def judge(data):
+    return None
+'''
