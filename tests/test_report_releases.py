@@ -242,3 +242,36 @@ def test_one_release_per_device_is_no_axis_and_no_note():
     files = {"cpu": junit("cpu", "2.13.0", {"a": P}), "cuda": junit("cuda", "2.13.0", {"a": F}, device="cuda")}
     report = releases.of(matrix_of(files))
     assert report.axes == [] and report.mixed is None and report.warnings == []
+
+
+def test_fixed_axis_link_changes_the_view_in_a_real_browser(tmp_path):
+    # The note's links only change the address hash; the page must follow it (Chromium, driven by Playwright).
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    files = {"cpu": junit("cpu", "2.13.0", {"a": P, "b": P, "c": P}),
+             "cpu-torch2.14": junit("cpu-torch2.14", "2.14.0", {"a": F, "b": P, "c": P}),
+             "cuda": junit("cuda", "2.13.0", {"a": P, "b": F, "c": P}, device="cuda", source="host"),
+             "xpu": junit("xpu", "2.12.0", {"a": P, "b": P, "c": F}, device="xpu")}
+    from conformance.report.html import render_html
+
+    page_file = tmp_path / "compatibility.html"
+    page_file.write_text(render_html(matrix_of(files)), encoding="utf-8")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            page.wait_for_selector("html[data-js=ready]")
+            page.click("a.axis-view >> text=same device cpu, different torch")
+            page.wait_for_function("location.hash.indexOf('envs=cpu,cpu-torch2.14') >= 0")
+            page.wait_for_function("document.querySelectorAll('#matrix tbody tr[data-r]').length === 1")
+            shown = page.eval_on_selector_all("input[name=env]:checked", "bs => bs.map(b => b.parentNode.textContent)")
+            rows = page.eval_on_selector_all("#matrix tbody tr[data-r]", "rs => rs.map(r => r.textContent)")
+        finally:
+            browser.close()
+    assert [s.strip() for s in shown] == ["cpu", "cpu-torch2.14"]
+    assert rows == ["aPF"]  # check `a`: passed on 2.13, failed on 2.14; b and c differ only across devices
