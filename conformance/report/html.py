@@ -371,5 +371,5 @@ def _mixed_axes(matrix: m.Matrix) -> list[str]:
         links.append(f'<li><a class="axis-view" href="{escape(releases.view_hash(v.envs))}">{escape(what)}</a>: '
                      f"{escape(', '.join(v.envs))}</li>")
     items = f"<ul>{''.join(links)}</ul>" if links else ""
-    return [f'<div class="warn" id="axes"><p><b>Device vs version:</b> {escape(mixed.text())}</p>'
-            f"<p>Compare with one axis fixed (divergent rows of those envs only):</p>{items}</div>"]
+    return [(f'<div class="warn" id="axes"><p><b>Device vs version:</b> {escape(mixed.text())}</p>'
+             f"<p>Compare with one axis fixed (divergent rows of those envs only):</p>{items}</div>")]
