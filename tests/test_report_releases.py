@@ -275,3 +275,16 @@ def test_fixed_axis_link_changes_the_view_in_a_real_browser(tmp_path):
             browser.close()
     assert [s.strip() for s in shown] == ["cpu", "cpu-torch2.14"]
     assert rows == ["aPF"]  # check `a`: passed on 2.13, failed on 2.14; b and c differ only across devices
+
+
+def test_markdown_groups_are_capped_and_counted():
+    names = [f"t_{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(30)]  # letters: digits do not split groups
+    many = {name: P for name in names}
+    broken = {name: F for name in names}
+    files = {"cpu-torch2.13": junit("cpu-torch2.13", "2.13.0", many),
+             "cpu-torch2.14": junit("cpu-torch2.14", "2.14.0", broken)}
+    from conformance.report.markdown import render_markdown
+
+    md = render_markdown(matrix_of(files))
+    # Each check failed with its own message (digits do not split a group, names do): 30 groups, 15 shown.
+    assert "| … | 15 more groups | 15 | |" in md

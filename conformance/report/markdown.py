@@ -262,6 +262,7 @@ _STATE_MARK = {releases.FLAKY: "🎲 flaky", None: "🚫"}
 _STATUS_MARK = {releases.NEWLY_FAILING: "❌", releases.FIXED: "✅", releases.STILL_PRESENT: "🔸",
                 releases.FLAKY_STATUS: "🎲", releases.NEW: "🆕", releases.REMOVED: "🗑️", releases.OTHER: "↔️"}
 _DELTA_ROWS = 40  # per status: checks listed one by one (the groups above them count every check)
+_DELTA_GROUPS = 15  # per status: failure type / first line groups shown, biggest first; the rest counted on one line
 
 
 def _state(state: str | None) -> str:
@@ -304,9 +305,13 @@ def _delta_status(out: _Budget, axis: releases.ReleaseAxis, status: str, checks:
     """One status of a version axis: its groups, then its checks; False when the budget ran out."""
     lines = [f"#### {_STATUS_MARK[status]} {releases.STATUS_LABEL[status].capitalize()} ({len(checks)})", "",
              "| failure type | first error line | checks | first changed in |", "|---|---|---|---|"]
-    for type_, line, group in axis.groups(status):
+    groups = axis.groups(status)
+    for type_, line, group in groups[:_DELTA_GROUPS]:
         firsts = sorted({c.first_changed or "?" for c in group})
         lines.append(f"| {_code(type_, 80)} | {_code(line, 160)} | {len(group)} | {', '.join(firsts)} |")
+    if len(groups) > _DELTA_GROUPS:
+        rest = groups[_DELTA_GROUPS:]
+        lines.append(f"| … | {len(rest)} more groups | {sum(len(g) for _t, _l, g in rest)} | |")
     lines += ["", "| check | " + " | ".join(labels) + " | first changed in |", "|---|" + "---|" * (len(labels) + 1)]
     for check in checks[:_DELTA_ROWS]:
         first = check.first_changed or f"? ({_plain(check.uncertain)})"
