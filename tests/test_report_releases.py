@@ -288,3 +288,15 @@ def test_markdown_groups_are_capped_and_counted():
     md = render_markdown(matrix_of(files))
     # Each check failed with its own message (digits do not split a group, names do): 30 groups, 15 shown.
     assert "| … | 15 more groups | 15 | |" in md
+
+
+def test_console_lists_the_delta_and_the_newly_failing():
+    from conformance.report.console import summary_lines
+
+    matrix = matrix_of({env: junit(env, torch, cases) for env, (torch, cases) in AXIS.items()})
+    lines = summary_lines(matrix)
+    assert "release delta cpu: torch 2.13 -> 2.14 -> 2.15: 2 newly failing, 1 fixed upstream, 1 flaky, 1 new " \
+           "checks, 1 removed checks" in lines
+    assert any(line.startswith("  newly failing since 2.14: test_sched::starts: RuntimeError: starts broke at")
+               for line in lines)
+    assert any(line.startswith("  newly failing since ? (flaky at 2.14") for line in lines)

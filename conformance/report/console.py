@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conformance.report import model as m
-from conformance.report import stepcost
+from conformance.report import releases, stepcost
 from conformance.report.view import headline
 
 _MAX_CHANGES = 20  # stdout is for a glance; the reports hold the full lists
@@ -82,4 +82,5 @@ def summary_lines(matrix: m.Matrix) -> list[str]:
     if matrix.baseline is not None:
         lines += _baseline_lines(matrix.baseline)
     lines += stepcost.summary_lines(matrix)
+    lines += releases.summary_lines(releases.of(matrix))
     return [safe_line(line) for line in lines]

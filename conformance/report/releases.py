@@ -449,6 +449,24 @@ def of(matrix: m.Matrix) -> ReleaseReport:
     return report
 
 
+def summary_lines(report: ReleaseReport, limit: int = 5) -> list[str]:
+    """Plain lines for the console: per version axis its counts and the first newly failing checks, then the
+    device-vs-version note."""
+    lines = []
+    for axis in report.axes:
+        counts = ", ".join(f"{n} {STATUS_LABEL[s].split(' (')[0]}" for s, n in axis.counts().items() if n)
+        lines.append(f"release delta {axis.title}: {counts or 'no change'}")
+        failing = [c for c in axis.checks if c.status == NEWLY_FAILING]
+        for check in failing[:limit]:
+            lines.append(f"  newly failing since {check.first_changed or '? (' + check.uncertain + ')'}: {check.id}: "
+                         f"{check.first_line}")
+        if len(failing) > limit:
+            lines.append(f"  ... {len(failing) - limit} more newly failing (see the reports)")
+    if report.mixed is not None:
+        lines.append(f"device vs version: {report.mixed.text()}")
+    return lines
+
+
 def view_hash(envs: list[str]) -> str:
     """The compatibility.html address that shows these envs, divergent rows only."""
     return "#div=1&envs=" + ",".join(quote(e, safe="") for e in envs)
