@@ -125,3 +125,72 @@ def test_versioned_envs_pin_their_series_whatever_torch_version_says():
     assert builds.plan("cpu", env).version == builds.RELEASES["2.14"]
     with pytest.raises(ValueError, match="unknown torch series '9.9'"):
         builds.plan("cpu", {"CONFORMANCE_TORCH_SERIES": "9.9"})
+
+
+def test_tox_envs_and_labels_follow_the_releases():
+    """One `-torch<series>` factor per release, the `versions` label covering them, `newest` naming the last one
+    (CI runs it beside the pin), and the report waiting for every versioned env."""
+    import configparser
+    import re
+    from pathlib import Path
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(Path(__file__).parent.parent / "tox.ini")
+    section = next(name for name in ini.sections() if name.startswith("testenv:{cpu,"))
+    factors = set(re.findall(r"-torch(\d+\.\d+)", section))
+    assert factors == set(builds.RELEASES), f"tox.ini [{section}] vs RELEASES {sorted(builds.RELEASES)}"
+    labels = dict(line.split("=", 1) for line in ini["tox"]["labels"].strip().splitlines()
+                  if "=" in line and not line.strip().startswith("#"))
+    labels = {k.strip(): [e.strip() for e in v.split(",")] for k, v in labels.items()}
+    assert labels["versions"] == [f"cpu-torch{s}" for s in sorted(builds.RELEASES, key=lambda s: s.split("."))]
+    assert labels["newest"] == [f"cpu-torch{builds.NEWEST_SERIES}"]
+    assert set(re.findall(r"-torch(\d+\.\d+)", ini["testenv:report"]["depends"])) == set(builds.RELEASES)
+    for series in builds.RELEASES:
+        assert f"torch{series}: CONFORMANCE_TORCH_SERIES = {series}" in ini[section]["set_env"]
+
+
+def test_newest_series_and_the_default_indexs_cuda_build():
+    assert builds.NEWEST_SERIES == "2.15" and builds.RELEASES["2.15"] == "2.15.0"
+    assert builds.RELEASES["2.12"] == "2.12.1"
+    assert builds.pypi_default_variant("2.14.1") == "cu130"
+    assert builds.pypi_default_variant("2.15.0") == "cu132", "measured: PyPI's 2.15.0 Linux wheel is +cu132"
+
+
+@pytest.mark.parametrize("name,system,signs,reason", [
+    ("cpu", "linux", {}, ""),
+    ("mps", "linux", {}, "Apple GPU (MPS) exists only on darwin; this host is linux"),
+    ("mps", "darwin", {}, ""),
+    ("cuda", "linux", {}, "no NVIDIA driver on this host"),
+    ("cuda", "linux", {"path": "nvidia"}, ""),
+    ("cuda", "linux", {"tool": "nvidia-smi"}, ""),
+    ("rocm", "linux", {}, "no AMD GPU driver on this host"),
+    ("rocm", "linux", {"path": "amdgpu"}, ""),
+    ("xpu", "linux", {}, "no Intel GPU on this host"),
+    ("xpu", "linux", {"intel": True}, ""),
+    ("xpu", "win32", {}, ""),  # no stdlib sign of an Intel GPU there: the suite's probe decides
+    ("hpu", "linux", {}, ""),  # host-only: install-torch never downloads it anyway
+])
+def test_host_lacks_tells_certain_absence_without_torch(tmp_path, monkeypatch, name, system, signs, reason):
+    from conformance.torchenv import profiles
+
+    present = tmp_path / "present"
+    present.write_text("")
+    missing = str(tmp_path / "missing")
+    table = {}
+    for driver, (_, tools, why) in builds._DRIVER_SIGNS.items():
+        table[driver] = ((str(present) if signs.get("path") == driver else missing,), tools, why)
+    monkeypatch.setattr(builds, "_DRIVER_SIGNS", table)
+    monkeypatch.setattr(builds.shutil, "which", lambda tool: "/bin/x" if tool == signs.get("tool") else None)
+    drm = tmp_path / "drm"
+    (drm / "renderD128" / "device").mkdir(parents=True)
+    (drm / "renderD128" / "device" / "vendor").write_text("0x8086\n" if signs.get("intel") else "0x1af4\n")
+    monkeypatch.setattr(builds, "_DRM", str(drm))
+    got = builds.host_lacks(profiles.get(name), system)
+    assert got.startswith(reason) and bool(got) == bool(reason), got
+
+
+def test_plan_reads_the_recorded_absence(tmp_path):
+    (tmp_path / builds.ABSENT_MARKER).write_text("no NVIDIA driver on this host; torch not installed\n")
+    plan = builds.plan("cuda", {}, prefix=str(tmp_path))
+    assert plan.absent == "no NVIDIA driver on this host; torch not installed"
+    assert builds.plan("cuda", {}, prefix=str(tmp_path / "other")).absent == ""

@@ -22,7 +22,8 @@ def fresh_env(tmp_path_factory):
     path = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=True).create(path)
     # the package's own dependencies (not torch), as a real install of it would have
-    subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "pytest", "junitparser"], check=True)
+    subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "pytest", "numpy", "junitparser"],
+                   check=True)
     return path / "bin" / "python"
 
 
@@ -121,3 +122,92 @@ def test_host_mode_is_remembered_by_the_env(fresh_env):
     assert '"source": "host"' in dry.stdout, "the env's install-torch remembers too (tox re-runs it)"
     forget = install(fresh_env, "--device", "cpu", "--dry-run", env={"CONFORMANCE_HOST_TORCH": "0"})
     assert '"source": "pinned"' in forget.stdout
+
+
+def _absent_device() -> str:
+    """A device this host certainly lacks (mps off macOS, else cuda without an NVIDIA driver), or skip."""
+    from conformance.torchenv import builds, profiles
+
+    for name in ("mps", "cuda", "rocm"):
+        if builds.host_lacks(profiles.get(name)):
+            return name
+    pytest.skip("this host has every device whose absence install-torch can tell")
+
+
+def test_absent_device_installs_nothing_and_its_checks_read_unavailable(tmp_path):
+    """`tox -p all` on a host without the device: no multi-GB download, one line saying why, every check
+    unavailable with that reason (exit 0), strict mode fails them, and the env remembers why it has no torch."""
+    name = _absent_device()
+    env_dir = tmp_path / "env"  # its own env: the shared one may link a host torch from a host-mode test
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "pytest", "numpy"], check=True)
+    env = {**os.environ, "PYTHONPATH": ROOT, "CONFORMANCE_HOST_TORCH": "0"}
+    for key in ("CONFORMANCE_INSTALL_ABSENT", "CONFORMANCE_STRICT", "TORCH_VERSION"):
+        env.pop(key, None)
+    proc = subprocess.run([str(python), "-m", "conformance", "install-torch", "--device", name], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == errors.OK, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "absent" in line]
+    assert len(lines) == 1 and f"{name} absent: " in lines[0] and "CONFORMANCE_INSTALL_ABSENT=1" in lines[0]
+    assert "running" not in proc.stdout, "pip must not run"
+    assert (env_dir / "conformance-device-absent").is_file()
+
+    def run(*extra, **more):
+        out = tmp_path / f"{name}-{len(list(tmp_path.glob('*.xml')))}.xml"
+        done = subprocess.run([str(python), "-m", "conformance", "run", "--device", name, "--junitxml", str(out),
+                               "--", "-q", "-rs", "-k", "identity or seed", *extra],
+                              capture_output=True, text=True, env={**env, **more}, timeout=300, cwd=tmp_path)
+        return done, out.read_text()
+
+    done, xml = run()
+    assert done.returncode == errors.OK, done.stdout + done.stderr
+    assert "unavailable: " in xml and "torch not installed (CONFORMANCE_INSTALL_ABSENT=1" in xml
+    assert "<failure" not in xml and "not run" not in xml and "no importable torch" not in xml
+    strict, xml = run(CONFORMANCE_STRICT="1")
+    assert strict.returncode == errors.FAILED and "device required (strict mode)" in xml
+
+    # the setting installs anyway: pip runs (and fails here, on a release that does not exist)
+    forced = subprocess.run([str(python), "-m", "conformance", "install-torch", "--device", name],
+                            capture_output=True, text=True, timeout=300,
+                            env={**env, "CONFORMANCE_INSTALL_ABSENT": "1", "TORCH_VERSION": "0.0.1",
+                                 f"CONFORMANCE_{name.upper()}_INDEX": closed_port_url(), "PIP_NO_INDEX": "1"})
+    assert "running" in forced.stdout and "absent" not in forced.stdout, forced.stdout
+    assert not (env_dir / "conformance-device-absent").exists(), "an install attempt forgets the recorded absence"
+
+
+def test_constraints_that_exclude_the_pin_are_left_out_of_its_pip_call(tmp_path, monkeypatch, capsys):
+    from conformance.commands import install_torch
+
+    caps = tmp_path / "constraints.txt"
+    caps.write_text("# cap\ntorch<=2.14.1\ntorchvision<=0.29.1\nnumpy<3\n")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(caps))
+    env = install_torch._constraint_env("2.15.0")
+    assert env is not None
+    lifted = env["PIP_CONSTRAINT"]
+    assert lifted != str(caps) and os.path.isfile(lifted)
+    kept = [line for line in open(lifted).read().splitlines() if line and not line.startswith("#")]
+    assert kept == ["torchvision<=0.29.1", "numpy<3"], "only the torch line goes"
+    said = capsys.readouterr().out
+    assert "`torch<=2.14.1` in " + str(caps) in said and "every other constraint still applies" in said
+    assert install_torch._constraint_env("2.14.1") is None, "a release the cap allows changes nothing"
+    assert install_torch._constraint_env("2.13.0") is None
+
+
+@pytest.mark.parametrize("spec,version,allowed", [
+    ("<=2.14.1", "2.15.0", False),
+    ("<=2.14.1", "2.14.1", True),
+    ("<=2.14.1", "2.14.1+cu130", True),
+    ("<2.15", "2.15.0", False),
+    (">=2.4,<3", "2.15.0", True),
+    ("==2.14.*", "2.15.0", False),
+    ("==2.15.*", "2.15.0", True),
+    ("!=2.15.0", "2.15.0", False),
+    ("~=2.14.0", "2.14.1", True),
+    ("~=2.14.0", "2.15.0", False),
+    ("", "2.15.0", True),
+])
+def test_specifiers_of_a_torch_cap(spec, version, allowed):
+    from conformance.commands import install_torch
+
+    assert install_torch._allows(spec, version) is allowed

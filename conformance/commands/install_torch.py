@@ -6,13 +6,16 @@ import argparse
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 
 from conformance import errors
-from conformance.torchenv import builds
+from conformance.protocol import settings
+from conformance.torchenv import builds, profiles
 
 HOST_PTH = "_conformance_host_torch.pth"
 
@@ -40,10 +43,111 @@ def _installed_torch() -> str | None:
         return None
 
 
-def _pip(args: list[str]) -> int:
+def _pip(args: list[str], env: dict[str, str] | None = None) -> int:
     cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
-    _say("running " + " ".join(cmd[1:]))
-    return subprocess.call(cmd)
+    lifted = f"PIP_CONSTRAINT={env['PIP_CONSTRAINT']} " if env else ""
+    _say("running " + lifted + " ".join(cmd[1:]))
+    return subprocess.call(cmd, env=env)
+
+
+# --- pip constraints that exclude the pinned release ------------------------------------------------------------
+# A constraints file (PIP_CONSTRAINT, or `constraint` in pip's config) may cap torch below the release an env pins
+# (this project's CI-like machine caps it at 2.14.1 because those wheels lie on its disk). The env exists to test
+# exactly that release, so its pip call runs without the torch lines that exclude it, and says so; every other
+# constraint still applies. (An empty PIP_CONSTRAINT does not lift a configured file; /dev/null does.)
+
+_REQUIREMENT = re.compile(r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?P<spec>[^;#]*)")
+_CLAUSE = re.compile(r"^\s*(?P<op>===|~=|==|!=|<=|>=|<|>)\s*(?P<version>\S+)\s*$")
+
+
+def _constraint_sources() -> list[str]:
+    """The constraints files pip install reads here: PIP_CONSTRAINT, else pip's configured `constraint`."""
+    raw = os.environ.get("PIP_CONSTRAINT", "").strip()
+    if raw:
+        return raw.split()
+    try:
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                             timeout=60, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    values = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip("'\"")
+    return (values.get("install.constraint") or values.get("global.constraint") or "").split()
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(m.group()) if (m := re.match(r"\d+", part)) else 0
+                 for part in version.partition("+")[0].split("."))
+
+
+def _allows(spec: str, version: str) -> bool:
+    """Whether a PEP 440 specifier (`<=2.14.1`, `>=2.4,<3`, `==2.14.*`) allows `version` (release numbers only)."""
+    have = _release(version)
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        m = _CLAUSE.match(clause)
+        if m is None:
+            continue  # not a version clause pip would read either; pip itself reports it
+        op, text = m.group("op"), m.group("version")
+        if text.endswith(".*"):
+            prefix = _release(text[:-2])
+            if (have[:len(prefix)] == prefix) != (op == "=="):
+                return False
+            continue
+        want = _release(text)
+        width = max(len(have), len(want))
+        a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+        ok = {"==": a == b, "===": a == b, "!=": a != b, "<=": a <= b, ">=": a >= b, "<": a < b, ">": a > b,
+              "~=": a >= b and have[:len(want) - 1] == want[:len(want) - 1]}[op]
+        if not ok:
+            return False
+    return True
+
+
+def _is_torch_line(line: str) -> re.Match[str] | None:
+    m = _REQUIREMENT.match(line)
+    return m if m and re.sub(r"[-_.]+", "-", m.group("name")).lower() == "torch" else None
+
+
+def _constraint_env(version: str) -> dict[str, str] | None:
+    """The environment for pip when a constraints file excludes torch `version`; None when nothing does."""
+    excluding: list[tuple[str, str]] = []
+    kept: list[str] = []
+    folder = ""
+    for source in _constraint_sources():
+        if "://" in source and not source.startswith("file://"):
+            kept.append(source)  # a remote constraints file: cannot be filtered, pip reads it as it is
+            continue
+        path = source[len("file://"):] if source.startswith("file://") else source
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            kept.append(source)  # pip reports a file it cannot read
+            continue
+        out = []
+        for line in lines:
+            m = _is_torch_line(line)
+            if m and not _allows(m.group("spec"), version):
+                excluding.append((line.strip(), path))
+                out.append(f"# left out by conformance install-torch for torch {version}: {line}")
+            else:
+                out.append(line)
+        folder = folder or tempfile.mkdtemp(prefix="conformance-constraints-")
+        copy = os.path.join(folder, f"{len(kept)}-{os.path.basename(path)}")
+        with open(copy, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(out) + "\n")
+        kept.append(copy)
+    if not excluding:
+        return None
+    value = " ".join(kept) or os.devnull
+    found = "; ".join(f"`{line}` in {path}" for line, path in excluding)
+    _say(f"pip constraints exclude torch {version} ({found}); this env pins that release, so its pip call runs "
+         f"without {'that line' if len(excluding) == 1 else 'those lines'} (PIP_CONSTRAINT={value}); "
+         "every other constraint still applies")
+    return {**os.environ, "PIP_CONSTRAINT": value}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _plain_wheel_is_it(plan: builds.TorchPlan) -> bool:
     """The default index's untagged wheel is the planned build (PyPI's Linux wheel is cu130; macOS's is MPS)."""
-    return plan.index_url is None or plan.variant == builds.PYPI_DEFAULT_VARIANT
+    return plan.index_url is None or plan.variant == builds.pypi_default_variant(plan.version)
 
 
 def _forget_host_mode() -> None:
@@ -69,10 +173,38 @@ def _forget_host_mode() -> None:
             _say(f"pinned mode: removed {stale} (left by host mode)")
 
 
+def _forget_absence() -> None:
+    marker = builds.absent_marker()
+    if os.path.exists(marker):
+        os.remove(marker)
+
+
+def _leave_out_absent(plan: builds.TorchPlan, lacks: str) -> int:
+    """The host lacks the device and the env has no torch yet: install nothing (no multi-GB download only to report
+    every check unavailable).
+
+    The env records why (builds.ABSENT_MARKER); its run then reports every check `unavailable` with that reason
+    (strict mode fails them), instead of the "no torch, broken env" failure. An env that already holds a torch is
+    never touched here: it is installed for as before.
+    """
+    reason = (f"{lacks}; torch not installed ({settings.INSTALL_ABSENT.name}=1 installs "
+              f"{plan.exact_requirement} anyway)")
+    with open(builds.absent_marker(), "w", encoding="utf-8") as fh:
+        fh.write(reason + "\n")
+    _say(f"{plan.device} absent: {lacks}; not installing {plan.exact_requirement}, its checks will read "
+         f"unavailable ({settings.INSTALL_ABSENT.name}=1 installs it anyway)")
+    return errors.OK
+
+
 def _install_pinned(plan: builds.TorchPlan) -> int:
     _forget_host_mode()
     have = _installed_torch()
-    if have == f"{plan.version}+{plan.variant}" or (have == plan.version and _plain_wheel_is_it(plan)):
+    already = have == f"{plan.version}+{plan.variant}" or (have == plan.version and _plain_wheel_is_it(plan))
+    lacks = builds.host_lacks(profiles.get(plan.device)) if have is None else ""
+    if lacks and not settings.INSTALL_ABSENT.flag():
+        return _leave_out_absent(plan, lacks)
+    _forget_absence()
+    if already:
         _say(f"torch {have} already installed ({plan.describe()})")
         return errors.OK
     if plan.index_url is None:
@@ -89,13 +221,20 @@ def _install_pinned(plan: builds.TorchPlan) -> int:
     # Without the PyTorch index, the default index (or a local wheelhouse) still has this release; the identity
     # check then records which build it really was instead of trusting the env's name.
     _say(f"PyTorch index {plan.index_url} not reachable ({why}); installing {plan.requirement} "
-         "from the default index / PIP_FIND_LINKS instead")
+         "from the default index / PIP_FIND_LINKS instead" + _default_index_note(plan))
     return _pip_or_explain(plan, [plan.requirement], plan.requirement,
                            "the default index (PyTorch index unreachable: " + why + ")")
 
 
+def _default_index_note(plan: builds.TorchPlan) -> str:
+    if not sys.platform.startswith("linux") or plan.variant == builds.pypi_default_variant(plan.version):
+        return ""
+    return (f" (its Linux wheel there is the {builds.pypi_default_variant(plan.version)} CUDA build: several GB "
+            "with its nvidia-* dependencies, unless PIP_FIND_LINKS holds the release)")
+
+
 def _pip_or_explain(plan: builds.TorchPlan, pip_args: list[str], requirement: str, tried: str) -> int:
-    code = _pip(pip_args)
+    code = _pip(pip_args, _constraint_env(plan.version))
     if code != 0:
         sys.stderr.write(
             f"conformance install-torch: could not install {requirement} for the {plan.device} env from {tried}.\n"
@@ -163,6 +302,7 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
     pth = os.path.join(site_dir, HOST_PTH)
     if os.path.exists(pth):
         os.remove(pth)
+    _forget_absence()
     _remember_host_mode(plan)
     if _installed_torch():  # a pinned build left in this env by an earlier run would shadow the host's torch
         _say("host mode: removing this env's own torch so the host's is the one tested")

@@ -73,6 +73,8 @@ DEVICE_INDEX = _s("<DEVICE>_INDEX", "",
 HOST_TORCH = _s("HOST_TORCH", "", "`1`: host mode, test the torch of the interpreter running tox; install nothing")
 HOST_PYTHON = _s("HOST_PYTHON", "",
                  "the interpreter whose torch host mode uses (default: first python3 outside the env)")
+INSTALL_ABSENT = _s("INSTALL_ABSENT", "", "`1`: install the env's torch build even where the host lacks its device "
+                                          "(default: install nothing, every check `unavailable` with the reason)")
 
 # --- the run ----------------------------------------------------------------------------------------------------
 TIME_LIMIT = _s("TIME_LIMIT", "", "global time limit of one env's run in seconds (`--time-limit` wins; default none)")

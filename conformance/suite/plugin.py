@@ -29,6 +29,8 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = builds.plan(opts.device)
     except builds.PinError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if plan.absent and not build.importable:
+        dev.reason = plan.absent  # install-torch found the device absent and installed nothing (builds.ABSENT_MARKER)
     meta = device.metadata(opts.env, dev, build, plan)
     if build.importable:
         meta.update(device.pin_numerics())
@@ -68,7 +70,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     st = config.stash[state_key]
-    if not st.build.importable:
+    if not st.build.importable and not st.plan.absent:
         _mark_not_run(st, items)
         return
     if st.dev.available:

@@ -12,12 +12,15 @@ Overrides (environment variables, all optional):
   CONFORMANCE_HOST_TORCH=1      host mode: test the torch of the interpreter that runs tox, install nothing; an env
                                 installed in host mode remembers it (HOST_MARKER in the env), `=0` forgets it
   CONFORMANCE_HOST_PYTHON       that interpreter, when `python3` on PATH is not it
+  CONFORMANCE_INSTALL_ABSENT=1  install the build even on a host without the env's device (default: an env whose
+                                device this host lacks installs no torch, its checks read unavailable; ABSENT_MARKER)
   PIP_FIND_LINKS, PIP_NO_INDEX  air-gapped wheelhouses: pip reads them, tox passes PIP_* through
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import urllib.parse
@@ -27,18 +30,26 @@ from dataclasses import dataclass
 from conformance.errors import UsageError
 from conformance.torchenv import profiles
 
-# The torch release the whole matrix tests unless TORCH_VERSION says otherwise for one run.
+# The torch release the whole matrix tests unless TORCH_VERSION says otherwise for one run. It is also the torch of
+# the project's own `tests` and `type` envs; README "Devices, builds and backends" says why it is not the newest.
 DEFAULT_TORCH_VERSION = "2.13.0"
 # The version axis: envs named `<device>-torch<series>` (cpu-torch2.14) always test that series' release, so their
-# column names never lie; TORCH_VERSION does not move them.
-RELEASES = {"2.13": "2.13.0", "2.14": "2.14.1"}
-# PyPI's default Linux wheel of 2.11-2.14 is a CUDA 13.0 build, so cu130 also installs from plain PyPI.
+# column names never lie; TORCH_VERSION does not move them. tox.ini has one env factor per series (a test keeps them
+# in step) and its `newest` label names the last one, which CI runs beside the pin.
+RELEASES = {"2.12": "2.12.1", "2.13": "2.13.0", "2.14": "2.14.1", "2.15": "2.15.0"}
+NEWEST_SERIES = max(RELEASES, key=lambda series: tuple(int(part) for part in series.split(".")))
+# PyPI's default Linux wheel is a CUDA build: cu130 for 2.11-2.14, cu132 from 2.15 on (2.15.0+cu132 measured here);
+# a cuda env of that variant installs from plain PyPI too.
 DEFAULT_CUDA_VARIANT = profiles.CUDA.variant
 PYPI_DEFAULT_VARIANT = "cu130"
+PYPI_DEFAULT_VARIANTS = {"2.15": "cu132"}
 DEFAULT_INDEX_BASE = "https://download.pytorch.org/whl"
 # Written into an env by `install-torch` in host mode: the env's own `conformance` then keeps testing the host's
 # torch without CONFORMANCE_HOST_TORCH set again (the .pth link alone would meet a pinned-version identity check).
 HOST_MARKER = "conformance-host-torch"
+# Written into an env by `install-torch` when this host lacks the env's device and it installed no torch: the run
+# then reports every check `unavailable` with the reason in this file, instead of "no torch, broken env".
+ABSENT_MARKER = "conformance-device-absent"
 
 # Derived from the device profiles (built-in and installed out-of-tree ones); see conformance.torchenv.profiles.
 DEVICES = profiles.names()
@@ -57,6 +68,12 @@ def env_flag(environ: Mapping[str, str], name: str) -> bool:
     return environ.get(name, "").strip().lower() in _TRUE
 
 
+def pypi_default_variant(version: str) -> str:
+    """The variant of the default index's plain Linux wheel of this torch release (a CUDA build)."""
+    series = ".".join(version.split(".")[:2])
+    return PYPI_DEFAULT_VARIANTS.get(series, PYPI_DEFAULT_VARIANT)
+
+
 @dataclass(frozen=True)
 class TorchPlan:
     """What a device env should test: which torch, which build variant, from where."""
@@ -67,6 +84,7 @@ class TorchPlan:
     source: str  # "pinned" (the env installs it) or "host" (the interpreter's own torch)
     index_url: str | None  # None: the default index's plain wheel (mps) or host mode
     host_because: str = ""  # why host mode: the variable, the env's marker file, or a host-only device
+    absent: str = ""  # why install-torch installed nothing: the device is absent here (ABSENT_MARKER)
 
     @property
     def requirement(self) -> str:
@@ -87,6 +105,66 @@ class TorchPlan:
 def host_marker(prefix: str | None = None) -> str:
     """Where an env installed in host mode remembers it: a file in the env itself (sys.prefix)."""
     return os.path.join(sys.prefix if prefix is None else prefix, HOST_MARKER)
+
+
+def absent_marker(prefix: str | None = None) -> str:
+    """Where an env records that install-torch left torch out because the host lacks the device."""
+    return os.path.join(sys.prefix if prefix is None else prefix, ABSENT_MARKER)
+
+
+def _recorded_absence(prefix: str | None) -> str:
+    try:
+        with open(absent_marker(prefix), encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+# How a host without torch shows that it lacks a device, per profile `driver` (stdlib only: install-torch decides
+# before any torch exists): paths of which any one proves the driver, tools on PATH that do too, the reason if none.
+_DRIVER_SIGNS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "nvidia": (("/proc/driver/nvidia/version", "/dev/nvidiactl"), ("nvidia-smi",),
+               "no NVIDIA driver on this host (/proc/driver/nvidia, /dev/nvidiactl and nvidia-smi missing)"),
+    "amdgpu": (("/dev/kfd", "/sys/module/amdgpu"), ("rocm-smi", "amd-smi"),
+               "no AMD GPU driver on this host (/dev/kfd, /sys/module/amdgpu and rocm-smi missing)"),
+}
+_INTEL_VENDOR = "0x8086"
+_DRM = "/sys/class/drm"
+
+
+def _intel_gpu() -> bool:
+    """Whether an Intel GPU render node exists (what torch's XPU runtime drives through Level Zero)."""
+    drm = _DRM
+    try:
+        nodes = [n for n in os.listdir(drm) if n.startswith("renderD")]
+    except OSError:
+        return False
+    for node in nodes:
+        try:
+            with open(os.path.join(drm, node, "device", "vendor"), encoding="utf-8") as fh:
+                if fh.read().strip().lower() == _INTEL_VENDOR:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def host_lacks(profile: profiles.Profile, system: str | None = None) -> str:
+    """Why this host cannot have `profile`'s device, judged without torch; "" when it may have it.
+
+    Only certain absence counts (another OS, no driver at all, no Intel render node): a device this cannot rule
+    out gets its build, and the suite's own probe decides. Out-of-tree profiles are never ruled out here.
+    """
+    system = sys.platform if system is None else system
+    if profile.platforms and not system.startswith(profile.platforms):
+        return f"{profile.label} exists only on {', '.join(profile.platforms)}; this host is {system}"
+    if profile.driver_required and profile.driver in _DRIVER_SIGNS:
+        paths, tools, reason = _DRIVER_SIGNS[profile.driver]
+        if not any(os.path.exists(p) for p in paths) and not any(shutil.which(t) for t in tools):
+            return reason
+    if profile is profiles.XPU and system.startswith("linux") and not _intel_gpu():
+        return "no Intel GPU on this host (no Intel render node under /sys/class/drm)"
+    return ""
 
 
 def _host_because(profile: profiles.Profile, environ: Mapping[str, str], prefix: str | None) -> str:
@@ -121,7 +199,7 @@ def plan(device: str, environ: Mapping[str, str] | None = None, prefix: str | No
     index = environ.get(f"CONFORMANCE_{device.upper()}_INDEX", "").strip()
     if not index and profile.variant:
         index = f"{base}/{variant}"
-    return TorchPlan(device, version, variant, "pinned", index or None)
+    return TorchPlan(device, version, variant, "pinned", index or None, absent=_recorded_absence(prefix))
 
 
 def expected_variant(profile: profiles.Profile) -> str:

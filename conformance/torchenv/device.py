@@ -251,6 +251,8 @@ class Identity:
 def identity(dev: Device, build: Build, plan: builds.TorchPlan, env: str = "") -> Identity:
     found = f"torch {build.version or '(none)'} ({build.variant or 'no build'})"
     if not build.importable:
+        if plan.absent:  # install-torch left torch out on purpose: this host lacks the device (builds.ABSENT_MARKER)
+            return Identity("unavailable", f"{plan.device} {plan.absent}")
         # A device env without torch is a broken env, never an absent device: it tested nothing.
         return Identity("fail", no_torch_message(env or plan.device, build, plan))
     profile = profiles.get(plan.device)
