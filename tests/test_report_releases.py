@@ -300,3 +300,20 @@ def test_console_lists_the_delta_and_the_newly_failing():
     assert any(line.startswith("  newly failing since 2.14: test_sched::starts: RuntimeError: starts broke at")
                for line in lines)
     assert any(line.startswith("  newly failing since ? (flaky at 2.14") for line in lines)
+
+
+def test_two_models_of_one_device_are_two_axes_not_reruns():
+    h100, h200 = "NVIDIA H100 80GB HBM3", "NVIDIA H200"
+
+    def gpu(env: str, torch: str, names: str, outcome: str) -> bytes:
+        return junit(env, torch, {"t": outcome}, device="cuda").replace(
+            b'<property name="env"', f'<property name="device_names" value="{names}"/><property name="env"'.encode())
+
+    files = {"h100/cuda": gpu("h100/cuda", "2.11.0", h100, P), "h200/cuda": gpu("h200/cuda", "2.11.0", h200, F),
+             "h100/cuda-torch2.12": gpu("h100/cuda-torch2.12", "2.12.0", h100, F),
+             "h200/cuda-torch2.12": gpu("h200/cuda-torch2.12", "2.12.0", h200, F)}
+    matrix = matrix_of(files)
+    assert [w.slug for w in matrix.warnings] == []  # no "same release twice": H100 and H200 are two axes
+    axes = releases.of(matrix).axes
+    assert [(a.title, [c.status for c in a.checks]) for a in axes] == [
+        (f"cuda ({h100}): torch 2.11 -> 2.12", ["newly_failing"]), (f"cuda ({h200}): torch 2.11 -> 2.12", [])]

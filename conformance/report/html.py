@@ -327,7 +327,8 @@ def _release_delta(matrix: m.Matrix) -> list[str]:
         labels = axis.labels
         counts = axis.counts()
         summary = ", ".join(f"{n} {releases.STATUS_LABEL[s]}" for s, n in counts.items() if n) or "no change"
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{axis.device}-{axis.count}")
+        named = f"-{axis.hardware}" if axis.named else ""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{axis.device}-{axis.count}{named}")
         cols = "; ".join(f"{c.label}: {', '.join(e.name for e in c.envs)}"
                          + (f" ({escape(c.sources)})" if axis.sources_differ and c.sources else "")
                          for c in axis.columns)

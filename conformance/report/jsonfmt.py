@@ -26,7 +26,8 @@ Layout (format 3)::
       "warnings": [{"file": "reports/xpu.xml", "env": "xpu", "slug": "truncated", "problem": "..."}],
       "baseline": null | {"path": ..., "regressions": [{"env", "id", "before", "after"}], "fixes": [...],
                           "new": [...], "removed": [...], "new_envs": [...], "removed_envs": [...]}
-      "releases": {"axes": [{"device": "cpu", "device_count": "1", "releases": [{"release": "2.13", "torch",
+      "releases": {"axes": [{"device": "cpu", "device_count": "1", "device_names": "x86_64",
+                             "releases": [{"release": "2.13", "torch",
                               "source", "envs": [...]}], "counts": {"newly_failing": 1, ...},
                     "checks": [{"id", "area", "status", "first_changed": "2.14" | null, "uncertain"?,
                                 "outcomes": {"2.13": "passed", "2.14": "failed"}, "runs"?, "type", "first_line",

@@ -71,6 +71,7 @@ class EnvAxes:
     version: str  # torch_version as recorded ("2.14.1+cu130"), "" when absent
     source: str  # build variant: host (the machine's torch) or pinned (installed by the project); "" when unknown
     ran: bool  # something executed on the device (an env that ran nothing says nothing about either axis)
+    hardware: str = ""  # device names ("NVIDIA H100 80GB HBM3"): H100 and H200 columns are not one axis
 
     @property
     def release_label(self) -> str:
@@ -122,6 +123,8 @@ class ReleaseAxis:
     columns: list[ReleaseColumn]
     checks: list[DeltaCheck] = field(default_factory=list)
     sources_differ: bool = False  # host and pinned builds on one axis: said beside the delta
+    hardware: str = ""  # the device names all columns share
+    named: bool = False  # another axis has the same device and count: the title names the hardware
 
     @property
     def labels(self) -> list[str]:
@@ -130,7 +133,8 @@ class ReleaseAxis:
     @property
     def title(self) -> str:
         count = f" x{self.count}" if self.count not in ("", "0", "1") else ""
-        return f"{self.device}{count}: torch {' -> '.join(self.labels)}"
+        named = f" ({self.hardware})" if self.named and self.hardware else ""
+        return f"{self.device}{count}{named}: torch {' -> '.join(self.labels)}"
 
     def by_status(self) -> dict[str, list[DeltaCheck]]:
         out: dict[str, list[DeltaCheck]] = {s: [] for s in STATUSES}
@@ -231,18 +235,19 @@ def axes_of(matrix: m.Matrix) -> tuple[list[EnvAxes], list[m.InputWarning]]:
                                                   f"against the {named_device} releases", env=col.name,
                                            slug=m.W_RELEASE_DEVICE))
         count = str(build.device_count) if build.device_count else ""
-        found.append(EnvAxes(i, col.name, device, count, release, version, build.torch_source, col.counts.ran > 0))
+        found.append(EnvAxes(i, col.name, device, count, release, version, build.torch_source, col.counts.ran > 0,
+                             build.device_names))
     return found, warnings
 
 
 def _version_axes(envs: list[EnvAxes], warnings: list[m.InputWarning], matrix: m.Matrix) -> list[ReleaseAxis]:
-    """Envs grouped by (device, device count); a group with two or more releases is a version axis."""
-    groups: dict[tuple[str, str], list[EnvAxes]] = {}
+    """Envs grouped by (device, device count, device names); a group with two or more releases is a version axis."""
+    groups: dict[tuple[str, str, str], list[EnvAxes]] = {}
     for env in envs:
         if env.release is not None and env.ran:
-            groups.setdefault((env.device, env.count), []).append(env)
+            groups.setdefault((env.device, env.count, env.hardware), []).append(env)
     axes = []
-    for (device, count), members in groups.items():
+    for (device, count, hardware), members in groups.items():
         by_release: dict[tuple[int, int], list[EnvAxes]] = {}
         for env in members:
             by_release.setdefault(env.release, []).append(env)  # type: ignore[arg-type]
@@ -257,10 +262,14 @@ def _version_axes(envs: list[EnvAxes], warnings: list[m.InputWarning], matrix: m
                     f"envs {names} are all torch {column.label} on {device}; read as reruns of one release (a check "
                     "whose outcomes differ between them is flaky there, never 'changed')", env=column.envs[1].name,
                     slug=m.W_RELEASE_TWICE))
-        axis = ReleaseAxis(device, count, columns, sources_differ=len({e.source for e in members if e.source}) > 1)
+        axis = ReleaseAxis(device, count, columns, sources_differ=len({e.source for e in members if e.source}) > 1,
+                           hardware=hardware)
         axis.checks = _delta(matrix, axis)
         axes.append(axis)
-    axes.sort(key=lambda a: (a.device, a.count))
+    axes.sort(key=lambda a: (a.device, a.count, a.hardware))
+    shared = [(a.device, a.count) for a in axes]
+    for axis in axes:
+        axis.named = shared.count((axis.device, axis.count)) > 1  # two models of one device: say which
     return axes
 
 
@@ -478,7 +487,7 @@ def to_data(report: ReleaseReport) -> dict[str, Any]:
     for axis in report.axes:
         labels = axis.labels
         axes.append({
-            "device": axis.device, "device_count": axis.count,
+            "device": axis.device, "device_count": axis.count, "device_names": axis.hardware,
             "releases": [{"release": c.label, "torch": c.versions, "source": c.sources,
                           "envs": [e.name for e in c.envs]} for c in axis.columns],
             "sources_differ": axis.sources_differ,
