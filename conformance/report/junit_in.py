@@ -119,7 +119,6 @@ class _Reader:
         # Producers whose suite totals count something else than testcases (Catch2: assertions; Boost.Test: run
         # cases without the skipped ones, plus suite fixtures): their totals declare nothing checkable.
         self.own_counters = ""
-        self.ids: set[tuple[str, str]] = set()  # distinct (classname, name): reruns listed once per run
         self.boost = False  # Boost.Test's JUnit log: its expected failures keep their <failure> elements
         self.recovered = False  # read from repaired bytes: a replaced testcase's declared result is unknown
 
@@ -198,7 +197,7 @@ class _Reader:
             found = counted[name]
             if declared is None or declared == found:
                 continue
-            if name == "tests" and declared == len(self.ids):
+            if name == "tests" and declared == len({(c.classname, c.name) for e in self.envs for c in e.cases}):
                 continue  # each rerun listed as a testcase, the test counted once (gotestsum, Gradle retries)
             if name != "tests" and self.recovered:
                 continue  # a damaged testcase now reads as an error; what it declared is unknown
@@ -229,6 +228,7 @@ class _Reader:
         time, raw_time = self._time(get("time"))
         kids: list[tuple[str, str | None, str | None, str]] = []
         results = []
+        reruns = annotated = False
         for child in elem:
             ctag = child.tag
             if "}" in ctag:
@@ -244,40 +244,44 @@ class _Reader:
                         env.errors += 1
                     else:
                         env.skipped += 1
+                elif ctag in _RERUN_TAGS:
+                    reruns = True
+            elif ctag == "properties":
+                annotated = True
         if not results:
-            disabled = _disabled(get("status"), get("result"))
+            status, result = get("status"), get("result")
+            disabled = _disabled(status, result) if status or result else None
             if disabled:
                 kids.append(disabled)
                 results.append(disabled)
                 env.skipped += 1
                 self.disabled += 1
-        if get("assertions") is not None and get("file") is None and get("class") is None:
+        if not self.boost and get("assertions") is not None and get("file") is None and get("class") is None:
             self.boost = True  # PHPUnit, the other producer with `assertions`, writes file and class
             self.own_counters = "Boost.Test counts run cases without the skipped ones"
         env.tests += 1
         classname = get("classname", "")
         name = get("name", "")
-        self.ids.add((classname, name))
         if self.split and classname.startswith(env.name + "."):
             classname = classname[len(env.name) + 1:]
-        runs = tuple(_RERUN_TAGS[k[0]] for k in kids if k[0] in _RERUN_TAGS)
         if results:
             outcome, message, detail = classify(results)
-            outcome, message = _dialect(outcome, message, results, kids, elem, self.boost)
+            if annotated or self.boost or len(results) > 1 or results[0][1]:
+                outcome, message = _dialect(outcome, message, results, kids, elem, self.boost)
+            message = m.cap_text(message, m.MESSAGE_LIMIT)
+            detail = m.cap_text(detail, m.DETAIL_LIMIT)
         else:
             outcome, message, detail = m.PASSED, "", ""
-            if _annotated_fail(elem):  # Playwright test.fail() that failed as expected: ok, no result element
+            if annotated and _annotated_fail(elem):  # Playwright test.fail() that failed as expected: no child
                 outcome, message = m.XFAIL, "expected to fail (Playwright test.fail())"
-        if runs:
+        runs: tuple[str, ...] = ()
+        if reruns:
             # Surefire/Playwright/nextest reruns inside one testcase: flaky*/rerun* for each failed run before the
             # final one, whose result is the testcase's own.
-            runs = (*runs, outcome)
+            runs = (*(_RERUN_TAGS[k[0]] for k in kids if k[0] in _RERUN_TAGS), outcome)
             first = next((k[2] or k[3].strip().split("\n", 1)[0] for k in kids if k[0] in _RERUN_TAGS), "")
-            message = "; ".join(x for x in (describe_runs(runs), message or first) if x)
-        message = m.cap_text(message, m.MESSAGE_LIMIT)
-        detail = m.cap_text(detail, m.DETAIL_LIMIT)
+            message = m.cap_text("; ".join(x for x in (describe_runs(runs), message or first) if x), m.MESSAGE_LIMIT)
         env.cases.append(m.Cell(classname, name, outcome, time, message, detail, tuple(kids), raw_time, runs))
-
 
 def _disabled(status: str | None, result: str | None) -> tuple[str, str | None, str | None, str] | None:
     """The <skipped> a producer implies for a disabled test written without a result element, or None."""
