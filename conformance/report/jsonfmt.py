@@ -11,7 +11,11 @@ Layout (format 3)::
                 "counts": {"passed": 41, ..., "missing": 0}, "total": 48,
                 "time": 12.5,                         # seconds; null when the sum overflows a float
                 "stepcost": [{"schedule", "world", "step_ms", "ideal_ms", "bubble", "bubble_theory",
-                              "peak_bytes": {rank: n}, ...}],   # only envs with step costs (report/stepcost.py)
+                              "peak_bytes": {rank: n}, ...,     # only envs with step costs (report/stepcost.py)
+                              "traced_step_ms", "achievable_ms", "efficiency",  # where the check has a trace
+                              "decomposition": {rank: {"F", "I", "W", "B", "wait", "overhead", "idle", "window",
+                                                       "actions"}},             # ms (report/decompose.py)
+                              "inflation"?: {"factor", "I_us", "W_us", "B_us", "F_ratio", "reference"}}],
                 "traces": ["test_behaviour_dependencies[...]"]}],  # only envs with traces; the properties
                                                       # `stepcost:*`/`trace:*` themselves are left out
       "absent_envs": ["xpu"],                         # --expect names without a file
@@ -47,7 +51,7 @@ from dataclasses import asdict
 from typing import Any
 
 from conformance.report import model as m
-from conformance.report import releases
+from conformance.report import releases, stepcost
 
 # Changelog of FORMAT (bump on any change a reader could notice; readers check it):
 #   1: first version.
@@ -62,6 +66,9 @@ from conformance.report import releases
 #      the release delta per check ("status", "first_changed" or null with "uncertain", "outcomes" per release,
 #      "type", "first_line", "repro"), and "mixed" (the columns differ in device and in torch release or build:
 #      how many divergent rows each axis explains, and the views that hold one axis fixed). Rows as in 2.
+#      Env "stepcost" rows also carry the analysis of their trace (report/decompose.py): "traced_step_ms",
+#      "decomposition", "achievable_ms", "efficiency" and, for split-backward schedules, "inflation"; and the
+#      suite's "model" (the realistic tier's) where recorded.
 FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)  # what `--baseline` accepts
 
@@ -103,6 +110,17 @@ def to_data(matrix: m.Matrix) -> dict[str, Any]:
     }
 
 
+def _stepcost(col: m.EnvColumn) -> dict[str, Any]:
+    """The env's step costs and the names of its traced checks, only where there are any."""
+    out: dict[str, Any] = {}
+    if col.costs:
+        analysis = stepcost.analysis(col)
+        out["stepcost"] = [{"check": check, **asdict(cost), **analysis.get(check, {})} for check, cost in col.costs]
+    if col.traces:
+        out["traces"] = [name for name, _ in col.traces]
+    return out
+
+
 def _time(env: m.EnvResult) -> float | None:
     finite = env.time_finite
     return round(finite, 3) if finite is not None else None
@@ -111,13 +129,3 @@ def _time(env: m.EnvResult) -> float | None:
 def render_json(matrix: m.Matrix) -> str:
     # allow_nan=False: a non-finite number would be written as Infinity/NaN, which JSON readers reject.
     return json.dumps(to_data(matrix), ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
-def _stepcost(col: m.EnvColumn) -> dict[str, Any]:
-    """The env's step costs and the names of its traced checks, only where there are any."""
-    out: dict[str, Any] = {}
-    if col.costs:
-        out["stepcost"] = [{"check": check, **asdict(cost)} for check, cost in col.costs]
-    if col.traces:
-        out["traces"] = [name for name, _ in col.traces]
-    return out
-
-
