@@ -560,7 +560,7 @@ def _flat(sd: dict) -> dict:
 # 4. Receive ordering options
 
 RECV_OPTIONS = {"defer_pp_recv": "defer_pp_recv", "per_direction_p2p": "pipeline_per_direction_p2p"}
-RECV_SCHEDULES = ("ScheduleInterleaved1F1B", "ScheduleZBVZeroBubble")
+RECV_SCHEDULES = ("ScheduleInterleaved1F1B", "ScheduleInterleavedZeroBubble", "ScheduleZBVZeroBubble")
 UNBOUND_GROUP = "No device associated with the default pg"
 
 
