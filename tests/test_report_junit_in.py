@@ -243,6 +243,7 @@ def test_disabled_tests_say_which_marker_made_them_skipped():
 def test_expected_failures_keep_the_failure_text_as_their_reason():
     cases = {c.name: c for c in parse_file(PRODUCERS / "catch2.xml", "c.xml", "c").envs[0].cases}
     assert cases["DualPipeV overlaps on gloo"].message == "TEST_CASE tagged with !mayfail (Catch2): overlap > 0.0"
+    assert cases["ZeroBubble on gloo"].message == "gloo has no zero-bubble support"  # SKIP()'s reason, 2nd line
     cases = {c.name: c for c in parse_file(PRODUCERS / "boost-test.xml", "b.xml", "b").envs[0].cases}
     assert cases["dualpipev_overlaps_on_gloo"].message.startswith("expected failure (Boost.Test expected_failures)")
 

@@ -47,6 +47,7 @@ _XFAIL_TYPES = frozenset({"xfail"})
 _XPASS_TYPES = frozenset({"unexpectedsuccess"})
 # Catch2 3 writes this <skipped> before the <failure>s of a [!mayfail] / [!shouldfail] test that failed.
 _CATCH2_MAYFAIL = "TEST_CASE tagged with !mayfail"
+_CATCH2_SKIPPED = "SKIPPED"  # Catch2's SKIP(): no message attribute, the text is "SKIPPED\n<reason>\nat <file:line>"
 # Playwright writes test annotations as per-test properties; `test.fail()` is the annotation "fail".
 _PLAYWRIGHT_FAIL = "fail"
 # Boost.Test writes this at the top of <system-err> only for a test case that failed; a case whose failures were all
@@ -318,6 +319,9 @@ def _dialect(outcome: str, message: str, results: list[tuple[str, str | None, st
         return m.XPASS, f"expected to fail (Playwright test.fail()) but passed: {message}"
     if bad and boost and not any(k[0] == "system-err" and k[3].lstrip().startswith(_BOOST_FAILED) for k in kids):
         return m.XFAIL, f"expected failure (Boost.Test expected_failures): {message}"
+    if outcome == m.SKIPPED and message == _CATCH2_SKIPPED:  # Catch2's SKIP(): the reason is the text's next line
+        lines = [line.strip() for line in results[0][3].strip().splitlines()]
+        return outcome, lines[1] if len(lines) > 2 and lines[0] == _CATCH2_SKIPPED else message
     return outcome, message
 
 
