@@ -1,8 +1,10 @@
-"""conformance.torchenv.api: the API -> first-release table and `require()`'s not-applicable skips."""
+"""conformance.torchenv.api and conformance.suite.applicable: the API -> first-release table and `require()`'s
+not-applicable skips."""
 
 import pytest
 
 import checkfaults
+from conformance.suite.applicable import require
 from conformance.torchenv import api
 
 
@@ -25,14 +27,14 @@ def test_reason_names_api_and_versions():
 
 def test_require_skips_as_not_applicable():
     with pytest.raises(pytest.skip.Exception) as info:
-        api.require("pipeline", "loss_kwargs", version="2.12.1")
+        require("pipeline", "loss_kwargs", version="2.12.1")
     assert str(info.value.msg) == "not applicable: loss_kwargs needs torch >= 2.13 (this build 2.12.1)"
-    api.require("pipeline", "loss_kwargs", version="2.13.0")  # no skip
+    require("pipeline", "loss_kwargs", version="2.13.0")  # no skip
 
 
 def test_unknown_api_is_an_error_not_a_skip():
     with pytest.raises(KeyError, match="no first version recorded for 'ScheduleMadeUp'"):
-        api.require("ScheduleMadeUp", version="2.13.0")
+        require("ScheduleMadeUp", version="2.13.0")
 
 
 def test_table_covers_design_versions():

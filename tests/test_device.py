@@ -47,11 +47,11 @@ def test_xpu_build_with_device(monkeypatch):
     build = device.detect_build()
     assert build.variant == "xpu"
     dev = device.probe("xpu", build)
-    assert dev.available and dev.backend == "xccl" and dev.count == 2 and dev.torch_device == "xpu:0"
+    assert dev.available and dev.backend == "xccl" and dev.count == 2 and dev.device_string == "xpu:0"
     assert dev.names[0].startswith("Intel(R) Data Center GPU Max") and dev.driver_version == "1.6.31294"
     ident = device.identity(dev, build, builds.plan("xpu", {}))
     assert ident.outcome == "pass", ident.message
-    meta = device.metadata("xpu", dev, build, builds.plan("xpu", {}))
+    meta = device.metadata("xpu", dev, build, builds.plan("xpu", {})).to_properties()
     assert meta["backend"] == "xccl" and meta["torch_variant"] == "xpu" and meta["runtime"] == "xpu"
 
 
@@ -153,12 +153,12 @@ def test_rocm_build_with_gpus(monkeypatch, amd_driver):
     build = device.detect_build()
     assert build.variant == "rocm7.1" and build.markers == {"rocm": "7.1.25424"}
     dev = device.probe("rocm", build)
-    assert dev.available and dev.backend == "nccl" and dev.count == 2 and dev.torch_device == "cuda:0"
+    assert dev.available and dev.backend == "nccl" and dev.count == 2 and dev.device_string == "cuda:0"
     assert dev.runtime == "rocm" and dev.runtime_version == "7.1.25424" and dev.driver_version == "6.12.12"
     assert dev.names[0].startswith("Fake AMD Instinct")
     plan = builds.plan("rocm", {})
     assert device.identity(dev, build, plan).outcome == "pass"
-    meta = device.metadata("rocm", dev, build, plan)
+    meta = device.metadata("rocm", dev, build, plan).to_properties()
     assert meta["backend"] == "nccl" and meta["torch_variant"] == "rocm7.1" and meta["runtime"] == "rocm"
     assert meta["device_simulated"] == "false"
 
@@ -228,11 +228,11 @@ def test_mps_build_on_macos(monkeypatch):
     build = device.detect_build()
     assert build.variant == "mps"
     dev = device.probe("mps", build)
-    assert dev.available and dev.torch_device == "mps:0" and dev.count == 1 and dev.runtime == "mps"
+    assert dev.available and dev.device_string == "mps:0" and dev.count == 1 and dev.runtime == "mps"
     assert dev.backend == "" and "no collective backend for MPS tensors" in dev.no_backend_reason
     plan = builds.plan("mps", {})
     assert device.identity(dev, build, plan).outcome == "pass"
-    assert device.metadata("mps", dev, build, plan)["backend"] == ""
+    assert device.metadata("mps", dev, build, plan).backend == ""
 
 
 def test_mps_identity_requires_an_mps_build(monkeypatch):
@@ -254,8 +254,9 @@ def test_mps_elsewhere_than_macos_is_unavailable_with_reason(monkeypatch):
 
 def test_mps_multi_rank_checks_are_unavailable_with_the_reason():
     from conformance.pool import pools
+    from conformance.torchenv import profiles
 
-    p = pools.Pools("mps", "", 1, "mps:0")
+    p = pools.Pools(profiles.MPS, "", 1)
     for world in (1, 2):
         with pytest.raises(pools.Unavailable, match="no collective backend for MPS tensors"):
             p.check_available(world)
@@ -265,18 +266,22 @@ def test_mps_multi_rank_checks_are_unavailable_with_the_reason():
 
 def test_rank_env_comes_from_the_profile():
     from conformance.pool import worker
+    from conformance.torchenv import profiles
 
     nvls_off = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-    assert worker.rank_env("cuda") == nvls_off, "multicast must stay off on shared multi-GPU hosts"
-    assert worker.rank_env("rocm") == nvls_off, "RCCL reads the NCCL_* names"
-    assert worker.rank_env("cpu") == {}
+    assert worker.rank_env(profiles.CUDA) == nvls_off, "multicast must stay off on shared multi-GPU hosts"
+    assert worker.rank_env(profiles.ROCM) == nvls_off, "RCCL reads the NCCL_* names"
+    assert worker.rank_env(profiles.CPU) == {}
 
 
 def test_rocm_ranks_use_the_cuda_device_type():
     from conformance.pool import pools
+    from conformance.pool.scenarios import RankContext
+    from conformance.torchenv import profiles
 
-    p = pools.Pools("rocm", "nccl", 1, "cuda:0")
-    assert p.device_type == "cuda" and p.device == "rocm"
+    p = pools.Pools(profiles.ROCM, "nccl", 1)
+    ctx = RankContext(1, 2, p.profile, p.profile.device_string(1), "nccl")
+    assert (ctx.device_type, ctx.device_string, ctx.profile.name) == ("cuda", "cuda:1", "rocm")
     with pytest.raises(pools.Unavailable, match="needs 2 rocm devices, found 1"):
         p.check_available(2)
 

@@ -119,7 +119,7 @@ def test_simulated_device_detection_backend_identity_and_metadata_flow_from_its_
     plan = builds.plan("simdev", {"TORCH_VERSION": build.version.partition("+")[0]})
     ident = device.identity(dev, build, plan)
     assert ident.outcome == "pass" and "SIMULATED" in ident.message
-    meta = device.metadata("simdev", dev, build, plan)
+    meta = device.metadata("simdev", dev, build, plan).to_properties()
     assert meta["device_simulated"] == "true" and meta["backend"] == "simccl" and meta["device"] == "simdev"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from conformance.pool import pools
 from conformance.pool.local import LocalPool
+from conformance.torchenv import profiles
 
 TIMEOUT_S = 6.0
 
@@ -27,7 +28,7 @@ def faults_on():
 
 @pytest.fixture(scope="module")
 def pool(faults_on):
-    p = LocalPool(2, "cpu", "gloo", timeout_s=TIMEOUT_S)
+    p = LocalPool(2, profiles.CPU, "gloo", timeout_s=TIMEOUT_S)
     yield p
     p.close()
 
@@ -100,7 +101,7 @@ CAUSE = "RuntimeError: The size of tensor a (4) must match the size of tensor b 
 
 
 def test_first_line_of_a_rank_failure_carries_the_cause(pool):
-    from conformance.pool import outcome
+    from conformance.suite import outcome
 
     rep = pool.run("nl", "fault_fail", {"ranks": [0], "error": "RuntimeError", "message": NEWLINE_FIRST})
     bad = rep.results[0]
@@ -114,19 +115,20 @@ def test_first_line_of_a_rank_failure_carries_the_cause(pool):
 
 def test_first_line_carries_the_cause_in_process_and_for_skips(faults_on):
     import pool_faults  # noqa: F401 - registers the fault scenarios in this process (world 1 runs here)
-    from conformance.pool import inprocess, outcome
+    from conformance.pool import inprocess
     from conformance.protocol.tasks import Task
+    from conformance.suite import outcome
 
     rep = inprocess.run(Task(1, "nl", "fault_fail", {"ranks": [0], "error": "RuntimeError",
-                                                     "message": NEWLINE_FIRST}), "cpu", "gloo", "cpu")
+                                                     "message": NEWLINE_FIRST}), profiles.CPU, "gloo")
     assert outcome.message(rep).splitlines()[0] == f"rank 0: {CAUSE}"
-    skip = inprocess.run(Task(2, "sk", "fault_skip", {"reason": "\nunavailable: needs 4 cuda devices"}), "cpu",
-                         "gloo", "cpu")
+    skip = inprocess.run(Task(2, "sk", "fault_skip", {"reason": "\nunavailable: needs 4 cuda devices"}),
+                         profiles.CPU, "gloo")
     assert skip.results[0].message == "unavailable: needs 4 cuda devices", "a skip's reason decides its category"
 
 
 def test_isolate_mode_starts_fresh_ranks_per_check(faults_on):
-    p = pools.Pools("cpu", "gloo", 1, mode="isolate", timeout_s=TIMEOUT_S)
+    p = pools.Pools(profiles.CPU, "gloo", 1, mode="isolate", timeout_s=TIMEOUT_S)
     try:
         a = p.run(2, "a", "ping")
         b = p.run(2, "b", "ping")
@@ -138,7 +140,7 @@ def test_isolate_mode_starts_fresh_ranks_per_check(faults_on):
 
 
 def test_too_few_devices_is_unavailable():
-    p = pools.Pools("cuda", "nccl", 2, "cuda:0")
+    p = pools.Pools(profiles.CUDA, "nccl", 2)
     with pytest.raises(pools.Unavailable, match="needs 4 cuda devices, found 2"):
         p.run(4, "x", "ping")
 

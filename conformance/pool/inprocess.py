@@ -8,9 +8,10 @@ from conformance.pool.local import RunReport
 from conformance.pool.scenarios import RankContext
 from conformance.pool.worker import execute
 from conformance.protocol.tasks import Task
+from conformance.torchenv.profiles import Profile
 
 
-def run(task: Task, device_type: str, backend: str, torch_device: str) -> RunReport:
+def run(task: Task, profile: Profile, backend: str) -> RunReport:
     import torch.distributed as dist
 
     own = not dist.is_initialized()
@@ -21,7 +22,7 @@ def run(task: Task, device_type: str, backend: str, torch_device: str) -> RunRep
         raise RuntimeError(f"a process group of world size {dist.get_world_size()} is already initialized in pytest")
     t0 = time.monotonic()
     try:
-        result = execute(RankContext(0, 1, torch_device, device_type, backend, in_process=True), task)
+        result = execute(RankContext(0, 1, profile, profile.device_string(0), backend, in_process=True), task)
     finally:
         if own:
             dist.destroy_process_group()

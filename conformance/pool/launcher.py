@@ -30,6 +30,7 @@ from conformance.pool.scenarios import RankContext
 from conformance.protocol import settings
 from conformance.protocol.tasks import STOP, Result, Task
 from conformance.torchenv import device
+from conformance.torchenv.profiles import Profile
 
 ENV = settings.LAUNCHER.name
 _DUMP_KEY = "conformance/dump"
@@ -39,21 +40,21 @@ def _env_int(name: str, default: int = 0) -> int:
     return int(os.environ.get(name, default))
 
 
-def _ctx(device_type: str, backend: str) -> RankContext:
+def _ctx(profile: Profile, backend: str) -> RankContext:
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE", 1)
-    local = _env_int("LOCAL_RANK", 0)
-    return RankContext(rank, world, worker.rank_device(device_type, local), device_type, backend)
+    return RankContext(rank, world, profile, profile.device_string(_env_int("LOCAL_RANK", 0)), backend)
 
 
-def _init(device_type: str, backend: str, timeout_s: float, device_name: str = ""):
+def _init(profile: Profile, backend: str, timeout_s: float):
     import torch
     import torch.distributed as dist
 
-    worker.prepare_rank(device_name or device_type)
+    worker.prepare_rank(profile)
     kw: dict[str, Any] = {}
-    if device_type != "cpu":
-        dev = torch.device(worker.rank_device(device_type, _env_int("LOCAL_RANK")))
-        getattr(torch, device_type).set_device(dev)
+    ctx = _ctx(profile, backend)
+    if ctx.device_type != "cpu":
+        dev = ctx.torch_device
+        getattr(torch, ctx.device_type).set_device(dev)
         kw["device_id"] = dev
     dist.init_process_group(backend, init_method="env://", timeout=timedelta(seconds=timeout_s), **kw)
     # Control traffic on its own gloo group: it must work whatever the device backend is doing.
@@ -80,16 +81,15 @@ def _stack_watcher(store, rank: int) -> None:
 class TorchrunLauncher:
     """Rank 0's side, used by `Pools` in place of local pools."""
 
-    def __init__(self, device_type: str, backend: str, timeout_s: float, device_name: str = ""):
-        self.device_type, self.backend, self.timeout_s = device_type, backend, timeout_s
-        self.device_name = device_name or device_type
+    def __init__(self, profile: Profile, backend: str, timeout_s: float):
+        self.profile, self.backend, self.timeout_s = profile, backend, timeout_s
         self.world_size = _env_int("WORLD_SIZE", 1)
         self.ctrl = None
         self.broken: str | None = None
 
     def _start(self) -> None:
         if self.ctrl is None:
-            self.ctrl = _init(self.device_type, self.backend, self.timeout_s, self.device_name)
+            self.ctrl = _init(self.profile, self.backend, self.timeout_s)
 
     def run(self, task: Task, timeout_s: float) -> RunReport:
         import torch.distributed as dist
@@ -100,7 +100,7 @@ class TorchrunLauncher:
         t0 = time.monotonic()
         dist.broadcast_object_list([task], src=0, group=self.ctrl)
         box: list[Result] = []
-        th = threading.Thread(target=lambda: box.append(worker.execute(_ctx(self.device_type, self.backend), task)),
+        th = threading.Thread(target=lambda: box.append(worker.execute(_ctx(self.profile, self.backend), task)),
                               name="conformance-rank0", daemon=True)
         th.start()
         th.join(timeout_s)
@@ -154,22 +154,20 @@ class TorchrunLauncher:
             pass
 
 
-def from_env(device: str, backend: str, timeout_s: float) -> TorchrunLauncher:
-    """`device` is the env's device (profile name); its ranks use the profile's torch device type."""
-    from conformance.torchenv import profiles
-
+def from_env(profile: Profile, backend: str, timeout_s: float) -> TorchrunLauncher:
+    """The launcher of the env's device; its ranks use the profile's torch device type."""
     kind = settings.LAUNCHER.raw()
     if kind != "torchrun":
         raise PoolError(f"{ENV}={kind!r}: only 'torchrun' is supported")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise PoolError(f"{ENV}=torchrun but RANK/WORLD_SIZE are not set: start it under torchrun")
-    return TorchrunLauncher(profiles.get(device).torch_type, backend, timeout_s, device)
+    return TorchrunLauncher(profile, backend, timeout_s)
 
 
-def worker_loop(device_type: str, backend: str, timeout_s: float, device_name: str = "") -> int:
+def worker_loop(profile: Profile, backend: str, timeout_s: float) -> int:
     import torch.distributed as dist
 
-    ctrl = _init(device_type, backend, timeout_s, device_name)
+    ctrl = _init(profile, backend, timeout_s)
     from conformance.pool import scenarios
 
     device.pin_numerics()
@@ -177,7 +175,7 @@ def worker_loop(device_type: str, backend: str, timeout_s: float, device_name: s
     rank = dist.get_rank()
     store = dist.distributed_c10d._get_default_store()
     threading.Thread(target=_stack_watcher, args=(store, rank), daemon=True).start()
-    ctx = _ctx(device_type, backend)
+    ctx = _ctx(profile, backend)
     while True:
         box: list[Any] = [None]
         # Between checks rank 0 may spend long on world-1 checks: wait without a deadline here.
@@ -201,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if _env_int("RANK") == 0:
         return subprocess.call([sys.executable, "-m", "conformance", "run", "--device", args.device, *rest])
     timeout = settings.CHECK_TIMEOUT.number()
-    profile = profiles.get(args.device)
-    return worker_loop(profile.torch_type, builds.BACKENDS[args.device], max(timeout * 10, 3600), args.device)
+    return worker_loop(profiles.get(args.device), builds.BACKENDS[args.device], max(timeout * 10, 3600))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from conformance.pool import worker
 from conformance.protocol import settings
 from conformance.protocol.tasks import STOP, Result, Task
 from conformance.signals import signal_name
+from conformance.torchenv.profiles import Profile
 
 # After one rank has failed or died, how long the others get to finish before they count as stuck: a failed
 # rank often leaves its peers waiting in a recv that only the process-group timeout would end.
@@ -63,12 +64,12 @@ def default_start_method() -> str:
 
 
 class LocalPool:
-    def __init__(self, world_size: int, device_type: str, backend: str, *, timeout_s: float = 120.0,
+    def __init__(self, world_size: int, profile: Profile, backend: str, *, timeout_s: float = 120.0,
                  pg_timeout_s: float | None = None, startup_timeout_s: float = 300.0, grace_s: float = GRACE_S,
-                 start_method: str | None = None, device: str = ""):
+                 start_method: str | None = None, scenario_modules: tuple[str, ...] = ()):
         self.world_size = world_size
-        self.device = device or device_type  # profile name: rank variables and imports come from it
-        self.device_type = device_type
+        self.scenario_modules = scenario_modules  # imported by every rank at start
+        self.profile = profile  # rank variables, imports and the torch device type come from it
         self.backend = backend
         self.timeout_s = timeout_s
         # Collectives give up before the check does, so a mismatched send/recv becomes a traceback, not a kill.
@@ -89,7 +90,7 @@ class LocalPool:
     def start(self) -> None:
         if self.procs:
             return
-        for k, v in worker.rank_env(self.device).items():
+        for k, v in worker.rank_env(self.profile).items():
             os.environ.setdefault(k, v)  # spawned ranks inherit it before any communicator exists
         t0 = time.perf_counter()
         # start_method is "forkserver" or "spawn" (pools.start_method): both contexts have Process
@@ -98,9 +99,9 @@ class LocalPool:
             # Only torch: nothing in the server may create a device context or threads a fork would copy.
             ctx.set_forkserver_preload(["torch", "torch.distributed", "conformance.pool.worker"])
         self._dir = tempfile.mkdtemp(prefix=f"conformance-pool-w{self.world_size}-")
-        cfg = worker.WorkerConfig(self.world_size, self.device_type, self.backend,
+        cfg = worker.WorkerConfig(self.world_size, self.profile.name, self.backend,
                                   os.path.join(self._dir, "store"), self._dir, self.pg_timeout_s, os.getpid(),
-                                  dict(os.environ), self.device)
+                                  dict(os.environ), self.scenario_modules)
         self.results = ctx.Queue()
         self.tasks = [ctx.Queue() for _ in range(self.world_size)]
         self.procs = [ctx.Process(target=worker.main, args=(r, cfg, self.tasks[r], self.results),
@@ -136,7 +137,7 @@ class LocalPool:
         self._seq += 1
         task = (task_or_check if isinstance(task_or_check, Task)
                 else Task(self._seq, task_or_check, scenario or "", params or {}))
-        task = Task(self._seq, task.check_id, task.scenario, task.params)
+        task = Task(self._seq, task.check_id, task.scenario, task.params, task.modules)
         timeout = self.timeout_s if timeout_s is None else timeout_s
         offsets = self._stack_offsets()
         t0 = time.monotonic()

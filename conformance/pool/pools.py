@@ -13,10 +13,9 @@ from conformance.pool import inprocess, worker
 from conformance.pool.local import LocalPool, PoolError, RunReport
 from conformance.protocol import settings
 from conformance.protocol.tasks import Task
-from conformance.torchenv import profiles
+from conformance.torchenv.profiles import Profile
 
-Mode = Literal["persistent", "isolate"]
-MODES = ("persistent", "isolate")
+Mode = Literal["persistent", "isolate"]  # settings.POOL_MODES, typed
 DEFAULT_TIMEOUT_S = float(settings.CHECK_TIMEOUT.default)
 
 
@@ -25,19 +24,16 @@ class Unavailable(Exception):
 
 
 class Pools:
-    def __init__(self, device_type: str, backend: str, device_count: int, torch_device: str = "cpu", *,
-                 mode: Mode = "persistent", timeout_s: float = DEFAULT_TIMEOUT_S, launcher=None):
-        if mode not in MODES:
-            raise ValueError(f"unknown pool mode {mode!r}: choose one of {', '.join(MODES)}")
-        # `device_type` is the env's device (a profile name); ranks work with its torch device type (rocm: cuda).
-        profile = profiles.find(device_type)
-        self.device = device_type
-        self.device_type = profile.torch_type if profile is not None else device_type
-        self.no_backend = "" if backend else (profile.no_backend_reason if profile is not None else "no backend")
+    def __init__(self, profile: Profile, backend: str, device_count: int, *, mode: Mode = "persistent",
+                 timeout_s: float = DEFAULT_TIMEOUT_S, launcher=None, scenario_modules: tuple[str, ...] = ()):
+        if mode not in settings.POOL_MODES:
+            raise ValueError(f"unknown pool mode {mode!r}: choose one of {', '.join(settings.POOL_MODES)}")
+        self.profile = profile  # the env's device; its ranks work with its torch device type (rocm: cuda)
+        self.no_backend = "" if backend else (profile.no_backend_reason or "no backend")
         # devices that are counted (a device module): a simulated device on CPU tensors is counted, the host is not
-        self.counted = bool(profile.device_module) if profile is not None else device_type != "cpu"
+        self.counted = bool(profile.device_module)
         self.backend, self.device_count = backend, device_count
-        self.torch_device = torch_device
+        self.scenario_modules = tuple(scenario_modules)  # sent with every task: the ranks import them
         self.mode, self.timeout_s = mode, timeout_s
         self.launcher = launcher
         self._pools: dict[int, LocalPool] = {}
@@ -46,7 +42,7 @@ class Pools:
 
     def check_available(self, world_size: int) -> None:
         if self.no_backend:  # even world 1 runs in a process group
-            raise Unavailable(f"{self.device}: {self.no_backend}")
+            raise Unavailable(f"{self.profile.name}: {self.no_backend}")
         if self.launcher is not None:
             # World 1 too: the launcher's process group is the default group, which a local one-rank group
             # cannot replace inside rank 0's pytest process.
@@ -54,17 +50,17 @@ class Pools:
                 raise Unavailable(f"needs world size {world_size}, the launcher gives {self.launcher.world_size}")
             return
         if world_size > 1 and self.counted and self.device_count < world_size:
-            raise Unavailable(f"needs {world_size} {self.device} devices, found {self.device_count}")
+            raise Unavailable(f"needs {world_size} {self.profile.name} devices, found {self.device_count}")
 
     def run(self, world_size: int, check_id: str, scenario: str, params: dict | None = None,
             timeout_s: float | None = None) -> RunReport:
         """Run one check on `world_size` ranks. Raises Unavailable or PoolError; a failed check is a report."""
         self.check_available(world_size)
         self._seq += 1
-        task = Task(self._seq, check_id, scenario, dict(params or {}))
+        task = Task(self._seq, check_id, scenario, dict(params or {}), self.scenario_modules)
         if world_size == 1:
-            worker.prepare_rank(self.device)  # this process is the one rank: the profile's rank env applies here
-            return inprocess.run(task, self.device_type, self.backend, self.torch_device)
+            worker.prepare_rank(self.profile)  # this process is the one rank: the profile's rank env applies here
+            return inprocess.run(task, self.profile, self.backend)
         if self.launcher is not None:
             return self.launcher.run(task, timeout_s or self.timeout_s)
         if world_size in self._broken:
@@ -72,10 +68,10 @@ class Pools:
         pool = self._pools.get(world_size)
         if pool is None:
             # Isolate mirrors MultiProcessTestCase: freshly spawned interpreters for every check.
-            pool = self._pools[world_size] = LocalPool(world_size, self.device_type, self.backend,
+            pool = self._pools[world_size] = LocalPool(world_size, self.profile, self.backend,
                                                        timeout_s=self.timeout_s,
                                                        start_method="spawn" if self.mode == "isolate" else None,
-                                                       device=self.device)
+                                                       scenario_modules=self.scenario_modules)
         try:
             return pool.run(task, timeout_s=timeout_s)
         except PoolError as exc:

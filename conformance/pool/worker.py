@@ -18,20 +18,19 @@ from conformance.pool import scenarios
 from conformance.pool.scenarios import RankContext, Skip
 from conformance.protocol.tasks import STOP, Result, Task
 from conformance.torchenv import device, profiles
+from conformance.torchenv.profiles import Profile
 
 
-def rank_env(device: str) -> dict[str, str]:
-    """The variables every rank of `device` (a profile name) gets, from its profile (cuda: NVLink multicast off)."""
-    profile = profiles.find(device)
-    return dict(profile.rank_env) if profile is not None else {}
+def rank_env(profile: Profile) -> dict[str, str]:
+    """The variables every rank of the device gets, from its profile (cuda: NVLink multicast off)."""
+    return dict(profile.rank_env)
 
 
-def prepare_rank(device: str) -> None:
+def prepare_rank(profile: Profile) -> None:
     """Before any communicator exists: the profile's rank variables (unless set) and its registration imports."""
-    for k, v in rank_env(device).items():
+    for k, v in rank_env(profile).items():
         os.environ.setdefault(k, v)
-    profile = profiles.find(device)
-    for module in profile.import_first if profile is not None else ():
+    for module in profile.import_first:
         importlib.import_module(module)  # an out-of-tree device registers its torch module and backend here
 
 
@@ -40,7 +39,9 @@ class WorkerConfig:
     """Everything a rank needs to join; picklable for the spawn context."""
 
     world_size: int
-    device_type: str  # torch device type: cpu, cuda (also ROCm), xpu, hpu, mps, an out-of-tree one
+    # The device's profile by name (rocm, not cuda): a Profile holds mappings a spawned child cannot unpickle, and
+    # the rank finds the same profile (out-of-tree ones through their entry point) from it.
+    profile_name: str
     backend: str
     store_path: str  # FileStore rendezvous: no port to race for
     stacks_dir: str
@@ -48,21 +49,19 @@ class WorkerConfig:
     parent_pid: int
     # The environment at pool start: a forkserver child inherits the server's (older) environment instead.
     env: dict | None = None
-    device: str = ""  # the device profile's name (rocm, not cuda): rank variables and registration imports
+    # Scenario modules to import while the rank starts (under the start-up timeout, not a check's): the same ones
+    # every task names.
+    modules: tuple[str, ...] = ()
 
 
 def stacks_path(stacks_dir: str, rank: int) -> str:
     return os.path.join(stacks_dir, f"rank{rank}.stacks")
 
 
-def rank_device(device_type: str, rank: int) -> str:
-    return "cpu" if device_type == "cpu" else f"{device_type}:{rank}"
-
-
 def is_skip(exc: BaseException) -> bool:
     if isinstance(exc, Skip):
         return True
-    # pytest's skip (e.g. from conformance.torchenv.api.require) without importing pytest in every rank
+    # pytest's skip (e.g. from conformance.suite.applicable.require) without importing pytest in every rank
     return type(exc).__name__ == "Skipped" and type(exc).__module__.startswith("_pytest")
 
 
@@ -70,7 +69,7 @@ def execute(ctx: RankContext, task: Task) -> Result:
     """Run one task on this rank and turn whatever happens into a Result; never raises (except interrupts)."""
     t0 = time.perf_counter()
     try:
-        data = scenarios.run(ctx, task.scenario, dict(task.params))
+        data = scenarios.run(ctx, task.scenario, dict(task.params), task.modules)
         return Result(task.seq, ctx.rank, "passed", data=data, seconds=time.perf_counter() - t0)
     except KeyboardInterrupt:
         raise
@@ -104,19 +103,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def init_group(cfg: WorkerConfig, rank: int):
+def init_group(cfg: WorkerConfig, ctx: RankContext):
     import torch
     import torch.distributed as dist
 
     kwargs: dict[str, Any] = {}
-    if cfg.device_type != "cpu":
-        dev = torch.device(rank_device(cfg.device_type, rank))
-        mod = getattr(torch, cfg.device_type, None)
+    if ctx.device_type != "cpu":
+        dev = ctx.torch_device
+        mod = getattr(torch, ctx.device_type, None)
         if mod is not None and hasattr(mod, "set_device"):
             mod.set_device(dev)
         kwargs["device_id"] = dev  # eager init binds the communicator to this rank's device
     store = dist.FileStore(cfg.store_path, cfg.world_size)
-    dist.init_process_group(cfg.backend, store=store, rank=rank, world_size=cfg.world_size,
+    dist.init_process_group(cfg.backend, store=store, rank=ctx.rank, world_size=cfg.world_size,
                             timeout=timedelta(seconds=cfg.pg_timeout_s), **kwargs)
 
 
@@ -135,12 +134,13 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
     faulthandler.enable(file=stacks, all_threads=True)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True, chain=False)
-    prepare_rank(cfg.device or cfg.device_type)
-    ctx = RankContext(rank, cfg.world_size, rank_device(cfg.device_type, rank), cfg.device_type, cfg.backend)
     try:
-        init_group(cfg, rank)
+        profile = profiles.get(cfg.profile_name)
+        prepare_rank(profile)
+        ctx = RankContext(rank, cfg.world_size, profile, profile.device_string(rank), cfg.backend)
+        init_group(cfg, ctx)
         device.pin_numerics()
-        scenarios.load()
+        scenarios.load(cfg.modules)
     except BaseException as exc:
         results.put(Result(0, rank, "error",
                            f"rank {rank} could not join the process group: {describe(exc)}",

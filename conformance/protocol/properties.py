@@ -93,6 +93,10 @@ class BuildRecord:
             out[f.name] = _bool(value) if isinstance(value, bool) else str(value)
         return {**out, **self.extra}
 
+    def updated(self, props: Mapping[str, str]) -> BuildRecord:
+        """This record with `props` (properties by key, as text) written over it."""
+        return BuildRecord.from_properties({**self.to_properties(), **props})
+
     @classmethod
     def from_properties(cls, props: Mapping[str, str]) -> BuildRecord:
         """The record of an env's properties; missing keys take their defaults, never an error."""

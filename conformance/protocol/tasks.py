@@ -16,6 +16,9 @@ class Task:
     check_id: str
     scenario: str
     params: dict[str, Any] = field(default_factory=dict)
+    # Modules registering scenarios, imported by each rank before it looks `scenario` up (the suite's table,
+    # conformance.suite.ranks.MODULES): the pool itself names no suite module.
+    modules: tuple[str, ...] = ()
 
 
 @dataclass

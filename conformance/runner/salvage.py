@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from conformance import output
-from conformance.protocol import journal, outcomes
+from conformance.protocol import journal, outcomes, properties
 
 
 @dataclass
@@ -31,8 +31,8 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
     root = ET.Element("testsuites", name="conformance")
     suite = ET.SubElement(root, "testsuite", name=suite_name)
     props = ET.SubElement(suite, "properties")
-    properties = {**data.properties, "run_status": death.cause}
-    for key, value in properties.items():
+    written = {**data.properties, properties.RUN_STATUS: death.cause}
+    for key, value in written.items():
         ET.SubElement(props, "property", name=key, value=value)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
@@ -49,13 +49,12 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
         if res.nodeid == data.running or (res.started and not res.finished and not res.outcome) \
                 or res.nodeid == "<session>":
             counts["errors"] += 1
-            el = ET.SubElement(case, "error", type=outcomes.CRASHED,
-                               message=f"{outcomes.CRASHED_PREFIX}{death.cause}")
+            el = ET.SubElement(case, "error", type=outcomes.CRASHED, message=outcomes.crashed(death.cause))
             el.text = f"{death.cause} while this check was running.\n\nLast output:\n{death.output_tail}"
         elif not res.outcome:
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", type=outcomes.NOT_RUN,
-                          message=f"{outcomes.NOT_RUN_PREFIX}the suite stopped early ({death.cause})")
+                          message=outcomes.not_run(f"the suite stopped early ({death.cause})"))
         elif res.outcome == "failed":
             counts["failures"] += 1
             ET.SubElement(case, "failure", message=res.message).text = res.detail
@@ -71,8 +70,8 @@ def build(data: journal.JournalData, death: Death, suite_name: str) -> ET.Elemen
     for key, count in counts.items():
         suite.set(key, str(count))
     suite.set("time", f"{total_time:.3f}")
-    if "start_time" in data.properties:
-        suite.set("timestamp", data.properties["start_time"])
+    if properties.START_TIME in data.properties:
+        suite.set("timestamp", data.properties[properties.START_TIME])
     return ET.ElementTree(root)
 
 

@@ -9,9 +9,11 @@ import pytest
 
 from conformance.pool import pools
 from conformance.pool.local import PoolError
-from conformance.pool.outcome import settle
 from conformance.protocol import outcomes, settings
+from conformance.suite import ranks
+from conformance.suite.outcome import settle
 from conformance.suite.state import State, state_key
+from conformance.torchenv import profiles
 
 
 @pytest.fixture(scope="session")
@@ -25,20 +27,21 @@ def torch_device(conformance: State) -> Any:
     """The torch.device every check runs on."""
     import torch
 
-    return torch.device(conformance.dev.torch_device)
+    return torch.device(conformance.dev.device_string)
 
 
 @pytest.fixture(scope="session")
 def rank_pool(conformance: State) -> Iterator[pools.Pools]:
     """The session's rank pools: one per world size, started on first use, closed at the end of the run."""
     dev, opts = conformance.dev, conformance.options
+    profile = profiles.get(dev.name)
     launcher = None
     if settings.LAUNCHER.is_set():
         from conformance.pool import launcher as launcher_mod
 
-        launcher = launcher_mod.from_env(dev.name, dev.backend, timeout_s=opts.check_timeout)
-    p = pools.Pools(dev.name, dev.backend, dev.count, dev.torch_device,
-                    mode=opts.pool, timeout_s=opts.check_timeout, launcher=launcher)  # type: ignore[arg-type]
+        launcher = launcher_mod.from_env(profile, dev.backend, timeout_s=opts.check_timeout)
+    p = pools.Pools(profile, dev.backend, dev.count, mode=opts.pool, timeout_s=opts.check_timeout,  # type: ignore[arg-type]
+                    launcher=launcher, scenario_modules=ranks.MODULES)
     yield p
     p.close()
 
@@ -54,7 +57,7 @@ def on_ranks(rank_pool: pools.Pools, request: pytest.FixtureRequest) -> Callable
         try:
             report = rank_pool.run(world, request.node.nodeid, scenario, params)
         except pools.Unavailable as exc:
-            pytest.skip(outcomes.UNAVAILABLE + str(exc))
+            pytest.skip(outcomes.unavailable(str(exc)))
         except PoolError as exc:
             pytest.fail(f"rank pool broken: {exc}", pytrace=False)
         return settle(report)

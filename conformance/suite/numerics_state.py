@@ -9,7 +9,9 @@ after it (and, where the user's module runs, inside it). Read in the suite proce
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 # Flags read as attributes of torch.backends (legacy TF32 flags, the fp32_precision API of torch >= 2.9, cuDNN and
@@ -111,6 +113,37 @@ def assert_unchanged(api_name: str, before: dict[str, str], after: dict[str, str
     if changed:
         on = f" on {device}" if device else ""
         raise AssertionError(f"{api_name}: changed torch's global numerics state {where}{on}: " + "; ".join(changed))
+
+
+@dataclass
+class Guard:
+    """The state a guarded block started from, and the device types it reads."""
+
+    devices: list[str]
+    before: dict[str, str]
+
+    def now(self) -> dict[str, str]:
+        return snapshot(self.devices)
+
+    def assert_unchanged(self, api_name: str, where: str, device: str = "", after: dict[str, str] | None = None,
+                         ignore: Iterable[str] = ()) -> None:
+        """Fail unless `after` (default: the state now) is the state the block started from."""
+        __tracebackhide__ = True
+        assert_unchanged(api_name, self.before, self.now() if after is None else after, where, device, ignore)
+
+
+@contextmanager
+def guarded(device_types: Iterable[str]) -> Iterator[Guard]:
+    """Run a block from the suite's pinned state (whatever an earlier check left behind) and, if the block changed
+    the state, restore it after: what one check found must not spill into the next one (here or on a rank)."""
+    restore_defaults()
+    guard = Guard(list(device_types), {})
+    guard.before = guard.now()
+    try:
+        yield guard
+    finally:
+        if compare(guard.before, guard.now()):
+            restore_defaults()
 
 
 def restore_defaults() -> None:

@@ -31,9 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if plan.absent and not build.importable:
         dev.reason = plan.absent  # install-torch found the device absent and installed nothing (builds.ABSENT_MARKER)
-    meta = device.metadata(opts.env, dev, build, plan)
+    record = device.metadata(opts.env, dev, build, plan)
     if build.importable:
-        meta.update(device.pin_numerics())
+        record = record.updated(device.pin_numerics())
+    meta = record.to_properties()
     config.stash[state_key] = State(opts, dev, build, plan, device.identity(dev, build, plan, opts.env), meta)
 
 
@@ -86,7 +87,7 @@ def _version(st: State) -> tuple[int, int] | None:
 def _mark_not_run(st: State, items: list[pytest.Item]) -> None:
     # No torch is a broken env, not an absent device: the identity check fails and says how to fix it; the other
     # checks did not run, which the report shows as "not run" (never as the unavailable device of a green column).
-    reason = f"{outcomes.NOT_RUN_PREFIX}the {st.env} env has no importable torch (see test_build_identity)"
+    reason = outcomes.not_run(f"the {st.env} env has no importable torch (see test_build_identity)")
     for item in items:
         if not item.get_closest_marker("identity"):
             item.add_marker(pytest.mark.skip(reason=reason))
@@ -102,7 +103,7 @@ def _mark_absent(st: State, items: list[pytest.Item]) -> None:
         if st.strict:
             item.add_marker(pytest.mark.conformance_absent_strict(reason))
         else:
-            item.add_marker(pytest.mark.skip(reason=outcomes.UNAVAILABLE + reason))
+            item.add_marker(pytest.mark.skip(reason=outcomes.unavailable(reason)))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,18 +1,16 @@
-"""Which torch release first has each pipelining API, and `require()` to skip a check as not applicable.
+"""Which torch release first has each pipelining API, and why a check is not applicable to a build that lacks one.
 
-A check that needs an API this torch build lacks is *not applicable*: skipped with a reason that starts with
-`not applicable: ` and names the version it needs, never a failure. The table is the single source for these
-versions (from DESIGN.md, "API by version"); checks name the API, not the version.
-This module must not import torch at import time: check modules import it at module level.
+A check that needs an API this torch build lacks is *not applicable*: skipped (by `conformance.suite.applicable`'s
+`require()`) with the reason `missing_reason()` gives, which names the version it needs, never a failure. The table
+is the single source for these versions (from DESIGN.md, "API by version"); checks name the API, not the version.
+No pytest here (torchenv runs in every process); no torch at import time: check modules import it at module level.
 """
 
 from __future__ import annotations
 
 import re
 
-import pytest
-
-from conformance.protocol.outcomes import NOT_APPLICABLE
+from conformance.protocol.outcomes import not_applicable
 
 # API name -> first torch release (major, minor) that has it.
 SINCE: dict[str, tuple[int, int]] = {
@@ -93,17 +91,9 @@ def missing_reason(api: str, version: str | None = None) -> str | None:
     have = parse_version(version)
     if have is not None and have >= need:
         return None
-    return f"{NOT_APPLICABLE}{api} needs torch >= {need[0]}.{need[1]} (this build {version})"
+    return not_applicable(f"{api} needs torch >= {need[0]}.{need[1]} (this build {version})")
 
 
 def available(api: str, version: str | None = None) -> bool:
     return missing_reason(api, version) is None
 
-
-def require(*apis: str, version: str | None = None) -> None:
-    """Skip the running check as not applicable unless the build has every API in `apis`."""
-    __tracebackhide__ = True
-    for api in apis:
-        reason = missing_reason(api, version)
-        if reason is not None:
-            pytest.skip(reason)

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from conformance import __version__
-from conformance.protocol import settings
+from conformance.protocol import properties, settings
 from conformance.torchenv import builds, profiles
 
 
@@ -55,7 +55,7 @@ class Device:
     runtime: str = "none"
     runtime_version: str = ""
     driver_version: str = ""
-    torch_device: str = "cpu"  # what checks pass to torch ("cpu", "cuda:0", "xpu:0", "hpu:0")
+    device_string: str = "cpu"  # the torch device string checks run on ("cpu", "cuda:0", "xpu:0", "hpu:0")
     simulated: bool = False  # a test stand-in (profile.simulated): never real hardware
     no_backend_reason: str = ""  # why multi-rank checks cannot run here although the device can
 
@@ -206,7 +206,7 @@ def probe(name: str, build: Build | None = None) -> Device:
             dev.reason = missing
             return dev
     if not profile.device_module:  # the host itself (cpu)
-        dev.available, dev.count, dev.torch_device = True, 1, profile.torch_device(0)
+        dev.available, dev.count, dev.device_string = True, 1, profile.device_string(0)
         dev.names = [platform.processor() or platform.machine()]
         return dev
     module = resolve(profile.device_module)
@@ -221,7 +221,7 @@ def probe(name: str, build: Build | None = None) -> Device:
         dev.driver_version = str(getattr(module.get_device_properties(0), "driver_version", "") or "")
     elif profile.driver.startswith("dist:"):
         dev.driver_version = _dist_version(profile.driver[5:]) or ""
-    dev.available, dev.torch_device = True, profile.torch_device(0)
+    dev.available, dev.device_string = True, profile.device_string(0)
     return dev
 
 
@@ -237,7 +237,7 @@ def pin_numerics() -> dict[str, str]:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    return {"tf32": "off", "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    return {properties.TF32: "off", properties.FLOAT32_MATMUL_PRECISION: torch.get_float32_matmul_precision()}
 
 
 @dataclass
@@ -299,30 +299,30 @@ def no_torch_message(env: str, build: Build, plan: builds.TorchPlan) -> str:
     return f"the {env} env has no importable torch ({build.error}): {fix}"
 
 
-def metadata(env: str, dev: Device, build: Build, plan: builds.TorchPlan) -> dict[str, str]:
-    """Suite-level JUnit properties: what was tested, where, with what."""
-    return {
-        "env": env,
-        "device": dev.name,
-        "device_available": "true" if dev.available else "false",
-        "device_reason": dev.reason,
-        "device_count": str(dev.count),
-        "device_names": ", ".join(dev.names),
-        "torch_version": build.version,
-        "torch_variant": build.variant,
-        "torch_source": plan.source,
-        "torch_pinned": plan.version if plan.source == "pinned" else "",
-        "runtime": dev.runtime,
-        "runtime_version": dev.runtime_version,
-        "driver_version": dev.driver_version,
-        "backend": dev.backend,
-        "device_simulated": "true" if dev.simulated else "false",
-        "python_version": platform.python_version(),
-        "hostname": socket.gethostname(),
-        "start_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "conformance_version": __version__,
-        "platform": f"{sys.platform}-{platform.machine()}",
-    }
+def metadata(env: str, dev: Device, build: Build, plan: builds.TorchPlan) -> properties.BuildRecord:
+    """The suite-level JUnit properties' record: what was tested, where, with what."""
+    return properties.BuildRecord(
+        env=env,
+        device=dev.name,
+        device_available=dev.available,
+        device_reason=dev.reason,
+        device_count=dev.count,
+        device_names=", ".join(dev.names),
+        torch_version=build.version,
+        torch_variant=build.variant,
+        torch_source=plan.source,
+        torch_pinned=plan.version if plan.source == "pinned" else "",
+        runtime=dev.runtime,
+        runtime_version=dev.runtime_version,
+        driver_version=dev.driver_version,
+        backend=dev.backend,
+        device_simulated=dev.simulated,
+        python_version=platform.python_version(),
+        hostname=socket.gethostname(),
+        start_time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        conformance_version=__version__,
+        platform=f"{sys.platform}-{platform.machine()}",
+    )
 
 
 def as_json(dev: Device, build: Build, plan: builds.TorchPlan) -> dict:

@@ -62,7 +62,8 @@ class Profile:
     simulated: bool = False  # a stand-in for tests: never real hardware, labelled so wherever it appears
     source: str = "builtin"  # "builtin" or the distribution that registered it
 
-    def torch_device(self, index: int = 0) -> str:
+    def device_string(self, index: int = 0) -> str:
+        """The torch device string of device `index` ("cpu", "cuda:1"): what `torch.device()` takes."""
         return "cpu" if self.torch_type == "cpu" else f"{self.torch_type}:{index}"
 
     @property

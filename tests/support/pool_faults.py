@@ -13,8 +13,8 @@ import signal
 import threading
 import time
 
-from conformance.pool import scenarios
 from conformance.pool.scenarios import RankContext, Skip, register
+from conformance.suite.ranks import schedules
 
 SCHEDULE_FAULT_ENV = "CONFORMANCE_TEST_SCHEDULE_FAULT"
 
@@ -93,7 +93,7 @@ def faulty_schedule(ctx: RankContext, params: dict) -> dict | None:
     params = dict(params)
     fault = params.pop("fault")
     with _broken_steps(fault):
-        return scenarios.get("schedule")(ctx, params)
+        return schedules.run_schedule(ctx, params)
 
 
 class _broken_steps:

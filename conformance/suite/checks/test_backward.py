@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from conformance.suite import models, splitting
+from conformance.suite.applicable import require
 from conformance.suite.assertions import assert_grads_close
 from conformance.suite.torch_private import pipelining_backward, tree_flatten
 from conformance.torchenv import api
@@ -130,7 +131,7 @@ def _model_input_grads(named_inputs, grads) -> dict:
 @pytest.mark.parametrize("name", models.SPLIT_MODELS)
 def test_stage_backward(conformance, torch_device, name, dtype):
     """`stage_backward` per stage, last to first: parameter and input gradients equal the unsplit model's."""
-    api.require("stage_backward")
+    require("stage_backward")
     splitting.require_dtype(conformance.dev.name, dtype)
     ref_params, ref_inputs = _reference(name, torch_device, dtype)
     spec, pipe, args, kwargs = _split_model(name, torch_device, dtype)
@@ -146,7 +147,7 @@ def test_stage_backward(conformance, torch_device, name, dtype):
 @pytest.mark.parametrize("name", models.SPLIT_MODELS)
 def test_stage_backward_input_weight(conformance, torch_device, name, dtype):
     """`stage_backward_input` for every stage, then deferred `stage_backward_weight`: same gradients as autograd."""
-    api.require("stage_backward_input", "stage_backward_weight")
+    require("stage_backward_input", "stage_backward_weight")
     splitting.require_dtype(conformance.dev.name, dtype)
     ref_params, ref_inputs = _reference(name, torch_device, dtype)
     spec, pipe, args, kwargs = _split_model(name, torch_device, dtype)
@@ -193,7 +194,7 @@ def _run_stage_backward_input_weight(pipe, args, kwargs) -> dict:
 def test_stage_backward_microbatches(conformance, torch_device, name, n_microbatches):
     """The training path of a schedule: split the batch with `split_args_kwargs_into_chunks`, run forward and
     `stage_backward` per microbatch on the stages; accumulated gradients equal one full-batch autograd pass."""
-    api.require("stage_backward", "split_args_kwargs_into_chunks")
+    require("stage_backward", "split_args_kwargs_into_chunks")
     from torch.distributed.pipelining.microbatch import split_args_kwargs_into_chunks
 
     spec = models.spec(name)
@@ -218,18 +219,11 @@ def test_numerics_state_unchanged(conformance, torch_device):
     numerics state as they found it: TF32/cuDNN/deterministic flags, default dtype, autocast, grad mode."""
     from conformance.suite import numerics_state as ns
 
-    devices = [torch_device.type]
     _, pipe, args, kwargs = _split_model("TransformerBlock", torch_device, "fp32")
-    ns.restore_defaults()  # from the suite's pinned state, whatever an earlier check left behind
-    before = ns.snapshot(devices)
-    try:
+    with ns.guarded([torch_device.type]) as state:
         _run_stage_backward(pipe, args, kwargs)
-        ns.assert_unchanged("stage_backward", before, ns.snapshot(devices), "after the backward of every stage",
-                            conformance.dev.name)
+        state.assert_unchanged("stage_backward", "after the backward of every stage", conformance.dev.name)
         if api.available("stage_backward_input") and api.available("stage_backward_weight"):
             _run_stage_backward_input_weight(pipe, args, kwargs)
-            ns.assert_unchanged("stage_backward_input", before, ns.snapshot(devices),
-                                "after stage_backward_input and stage_backward_weight", conformance.dev.name)
-    finally:
-        if ns.compare(before, ns.snapshot(devices)):
-            ns.restore_defaults()  # what this check found must not spill into the next one
+            state.assert_unchanged("stage_backward_input", "after stage_backward_input and stage_backward_weight",
+                                   conformance.dev.name)

@@ -3,7 +3,7 @@
 One traced scenario run per schedule x world (`conformance.suite.ranks.behaviour`) serves every rule; each check id
 judges its own rule on the cached result (`conformance.suite.rules`), so a broken rule fails its own check only.
 `eval()` growth runs as a separate task (it fails upstream for adjacent local stages, see expectations/all.txt).
-The measured traces and step costs go to suite-level JUnit properties `trace:<check>` and `stepcost:<check>`.
+The measured traces and step costs go to suite-level JUnit properties (`conformance.protocol.stepcost`).
 """
 
 from __future__ import annotations
@@ -15,20 +15,17 @@ from typing import Any
 
 import pytest
 
-from conformance.protocol import outcomes
+from conformance.protocol import outcomes, stepcost
 from conformance.suite import bounds, rules
+from conformance.suite.applicable import require
+from conformance.suite.ranks.common import world_id
 from conformance.suite.ranks.schedules import SCHEDULES, num_stages, stage_ids
-from conformance.torchenv.api import require
 
 WORLDS = [1, 2, 4]
 MODES = ["train", "eval", "return_outputs_false"]
 MODE_APIS = {"train": (), "eval": ("eval",), "return_outputs_false": ("return_outputs",)}
 COST_SCHEDULES = SCHEDULES
 STEP_COST = "step_cost"
-
-
-def world_id(w: int) -> str:
-    return f"world{w}"
 
 
 class Cache:
@@ -62,10 +59,9 @@ def compact_trace(schedule: str, world: int, data: list[dict]) -> str:
     t0 = min(starts, default=0)
     ranks = {str(d["rank"]): [[s, k, mb, (a - t0) // 1000, (b - t0) // 1000] for s, k, mb, a, b in d["trace"]]
              for d in data}
-    out: dict[str, Any] = {"schedule": schedule, "world": world, "unit": "us", "ranks": ranks}
-    if all(d.get("window") for d in data):
-        out["window"] = {str(d["rank"]): [(d["window"][0] - t0) // 1000, (d["window"][1] - t0) // 1000] for d in data}
-    return json.dumps(out, separators=(",", ":"))
+    window = ({str(d["rank"]): [(d["window"][0] - t0) // 1000, (d["window"][1] - t0) // 1000] for d in data}
+              if all(d.get("window") for d in data) else {})
+    return stepcost.Trace(schedule, world, ranks, window=window).to_json()
 
 
 def median_step(data: list[dict]) -> tuple[int, list[dict]]:
@@ -87,7 +83,7 @@ def traced(on_ranks, behaviour_cache: Cache, record_testsuite_property, request)
             data = on_ranks(world, "behaviour", schedule=schedule)
             numerics_state_unchanged(data)
             if all(d.get("trace") for d in data):
-                record_testsuite_property(f"trace:test_behaviour_dependencies[{schedule}-world{world}]",
+                record_testsuite_property(f"{stepcost.TRACE}test_behaviour_dependencies[{schedule}-world{world}]",
                                           compact_trace(schedule, world, data))
             return data
 
@@ -234,7 +230,7 @@ def summarize_cost(schedule: str, world: int, data: list[dict]) -> dict:
 @pytest.mark.parametrize("schedule", COST_SCHEDULES)
 def test_step_cost(on_ranks, behaviour_cache, record_testsuite_property, conformance, schedule, world):
     """Accelerators: step time (median of >= 5 steps after warm-up), ideal, bubble, peak memory per rank; never
-    time-gated, recorded as suite properties `stepcost:<check>` and `trace:<check>` for the report."""
+    time-gated, recorded as step-cost and trace suite properties for the report."""
     require(schedule)
     if conformance.dev.name == "cpu":
         pytest.skip(f"{outcomes.NOT_APPLICABLE}step cost is measured on accelerators only; CPU timings of the "
@@ -242,8 +238,8 @@ def test_step_cost(on_ranks, behaviour_cache, record_testsuite_property, conform
     data = step_cost_data(on_ranks, behaviour_cache, schedule, world)
     cost = summarize_cost(schedule, world, data)
     name = f"test_step_cost[{schedule}-world{world}]"
-    record_testsuite_property(f"stepcost:{name}", json.dumps(cost, separators=(",", ":")))
-    record_testsuite_property(f"trace:{name}", compact_trace(schedule, world, median_step(data)[1]))
+    record_testsuite_property(stepcost.STEPCOST + name, json.dumps(cost, separators=(",", ":")))
+    record_testsuite_property(stepcost.TRACE + name, compact_trace(schedule, world, median_step(data)[1]))
     assert cost["steps"] >= 5, f"{schedule}: {cost['steps']} timed steps, expected at least 5"
 
 

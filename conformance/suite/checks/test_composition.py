@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.suite.applicable import require
+from conformance.suite.ranks.common import world_id
 from conformance.suite.ranks.composition import N_LAYERS, PP, SCHEDULES, STEPS
-from conformance.torchenv.api import require
 
 WORLDS = [2, 4]
 # Kept short for the CPU suite's time budget: a failing DDP check tears its ranks down (they are stuck in a
@@ -23,10 +24,6 @@ DDP_CASES = [("ScheduleGPipe", 2), ("Schedule1F1B", 2), ("Schedule1F1B", 4)]
 MIXED_PRECISION_SCHEDULES = ("ScheduleGPipe", "Schedule1F1B", "ScheduleInterleaved1F1B")
 COMPILE_SCHEDULES = ("ScheduleGPipe", "Schedule1F1B", "ScheduleInterleaved1F1B")
 N_PARAMS = 4 * N_LAYERS  # weight and bias of each block's two Linears
-
-
-def world_id(w: int) -> str:
-    return f"world{w}"
 
 
 def check_counts(api: str, data: list[dict], world: int, n_microbatches: int = 4) -> None:

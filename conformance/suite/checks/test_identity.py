@@ -2,6 +2,8 @@
 
 import pytest
 
+from conformance.protocol import outcomes
+
 
 @pytest.mark.identity
 def test_build_identity(conformance):
@@ -11,4 +13,4 @@ def test_build_identity(conformance):
     if ident.outcome == "unavailable":
         if conformance.strict:
             pytest.fail(f"device required (strict mode): {ident.message}", pytrace=False)
-        pytest.skip("unavailable: " + ident.message)
+        pytest.skip(outcomes.unavailable(ident.message))

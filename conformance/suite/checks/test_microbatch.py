@@ -2,21 +2,21 @@
 
 import pytest
 
+from conformance.suite.applicable import require
 from conformance.suite.assertions import assert_close, assert_equal
-from conformance.torchenv import api
 
 
 def _split(*args, **kwargs):
     from torch.distributed.pipelining.microbatch import split_args_kwargs_into_chunks
 
-    api.require("split_args_kwargs_into_chunks")
+    require("split_args_kwargs_into_chunks")
     return split_args_kwargs_into_chunks(*args, **kwargs)
 
 
 def _merge(chunks, spec):
     from torch.distributed.pipelining.microbatch import merge_chunks
 
-    api.require("merge_chunks")
+    require("merge_chunks")
     return merge_chunks(chunks, spec)
 
 
@@ -71,7 +71,7 @@ def test_split_merge_roundtrip(conformance, torch_device, chunks, dtype):
 def _spec(dim):
     from torch.distributed.pipelining.microbatch import TensorChunkSpec
 
-    api.require("TensorChunkSpec")
+    require("TensorChunkSpec")
     return TensorChunkSpec(dim)
 
 
@@ -96,7 +96,7 @@ def test_chunk_spec_from_tuple(conformance, torch_device):
     import torch
     from torch.distributed.pipelining.microbatch import TensorChunkSpec
 
-    api.require("TensorChunkSpec.from_tuple")
+    require("TensorChunkSpec.from_tuple")
     spec = TensorChunkSpec.from_tuple((0, 1))
     assert_equal("TensorChunkSpec.from_tuple", [type(s).__name__ for s in spec], ["TensorChunkSpec"] * 2, "spec types",
                  device=conformance.dev.name)
@@ -116,7 +116,7 @@ def test_chunk_spec_from_dict(conformance, torch_device):
     import torch
     from torch.distributed.pipelining.microbatch import TensorChunkSpec
 
-    api.require("TensorChunkSpec.from_dict")
+    require("TensorChunkSpec.from_dict")
     spec = TensorChunkSpec.from_dict({"ids": 0, "mask": 1})
     assert_equal("TensorChunkSpec.from_dict", {k: v.split_dim for k, v in spec.items()}, {"ids": 0, "mask": 1},
                  "split dims by name", device=conformance.dev.name)
@@ -200,16 +200,9 @@ def test_numerics_state_unchanged(conformance, torch_device):
     (TF32/cuDNN and deterministic flags, default dtype, autocast, grad mode)."""
     from conformance.suite import numerics_state as ns
 
-    devices = [torch_device.type]
     x, mask = _rand(torch_device, 8, 4), _rand(torch_device, 8, 4) > 0
-    ns.restore_defaults()  # from the suite's pinned state, whatever an earlier check left behind
-    before = ns.snapshot(devices)
-    try:
+    with ns.guarded([torch_device.type]) as state:
         args_split, _ = _split((x,), {"mask": mask, "scale": 0.5}, 4)
-        ns.assert_unchanged("split_args_kwargs_into_chunks", before, ns.snapshot(devices), "after splitting",
-                            conformance.dev.name)
+        state.assert_unchanged("split_args_kwargs_into_chunks", "after splitting", conformance.dev.name)
         _merge([a[0] for a in args_split], None)
-        ns.assert_unchanged("merge_chunks", before, ns.snapshot(devices), "after merging", conformance.dev.name)
-    finally:
-        if ns.compare(before, ns.snapshot(devices)):
-            ns.restore_defaults()  # what this check found must not spill into the next one
+        state.assert_unchanged("merge_chunks", "after merging", conformance.dev.name)

@@ -6,15 +6,12 @@ with all stages local. Ids are plain strings so the same ids exist in every env 
 
 import pytest
 
+from conformance.suite.applicable import require
+from conformance.suite.ranks.common import world_id
 from conformance.suite.ranks.schedules import N_LAYERS, SCHEDULES, SINGLE, V_SHAPED, default_microbatches
-from conformance.torchenv.api import require
 
 WORLDS = [1, 2, 4]
 N_PARAMS = 2 * N_LAYERS  # weight and bias of each block's Linear
-
-
-def world_id(w: int) -> str:
-    return f"world{w}"
 
 
 def check_counts(api: str, data: list[dict], schedule: str, world: int, *, iterations: int = 1,

@@ -3,8 +3,8 @@
 import pytest
 
 from conformance.suite import models, splitting
+from conformance.suite.applicable import require
 from conformance.suite.assertions import assert_close, assert_equal, assert_raises
-from conformance.torchenv import api
 
 
 def test_seed_split_begin_2stages(conformance, torch_device):
@@ -128,7 +128,7 @@ def test_pipe_split_markers(conformance, torch_device, n_stages):
     """`pipe_split()` calls in `forward` (no split_spec) cut the model after the marked layers."""
     import torch
 
-    api.require("pipe_split")
+    require("pipe_split")
     step = N_LAYERS // n_stages
     after = tuple(k - 1 for k in range(step, N_LAYERS, step))
     model = models.pipe_split_mlp(split_after=after).to(torch_device)
@@ -302,16 +302,13 @@ def test_numerics_state_unchanged(conformance, torch_device):
     deterministic flags, default dtype, autocast, grad mode), and run each stage under the caller's state."""
     from conformance.suite import numerics_state as ns
 
-    devices = [torch_device.type]
     name = "TransformerBlock"
     model, args, kwargs = splitting.model_and_inputs(name, torch_device)
-    ns.restore_defaults()  # from the suite's pinned state, whatever an earlier check left behind
-    before = ns.snapshot(devices)
-    try:
+    with ns.guarded([torch_device.type]) as state:
         pipe = splitting.split(model, args, kwargs, split_spec=models.spec(name).split_spec())
-        ns.assert_unchanged("pipeline", before, ns.snapshot(devices), f"while splitting {name}", conformance.dev.name)
+        state.assert_unchanged("pipeline", f"while splitting {name}", conformance.dev.name)
         inside: list[dict[str, str]] = []
-        hooks = [m.register_forward_pre_hook(lambda *_: inside.append(ns.snapshot(devices)))
+        hooks = [m.register_forward_pre_hook(lambda *_: inside.append(state.now()))
                  for m in splitting.stage_modules(pipe)]
         try:
             pipe(*args, **kwargs)
@@ -321,8 +318,5 @@ def test_numerics_state_unchanged(conformance, torch_device):
         assert_equal("Pipe.forward", len(inside), pipe.num_stages, "stage forwards run (their pre-hooks called)",
                      device=conformance.dev.name)
         for i, seen in enumerate(inside):
-            ns.assert_unchanged("Pipe.forward", before, seen, f"inside the forward of stage {i}", conformance.dev.name)
-        ns.assert_unchanged("Pipe.forward", before, ns.snapshot(devices), "after the forward", conformance.dev.name)
-    finally:
-        if ns.compare(before, ns.snapshot(devices)):
-            ns.restore_defaults()  # what this check found must not spill into the next one
+            state.assert_unchanged("Pipe.forward", f"inside the forward of stage {i}", conformance.dev.name, after=seen)
+        state.assert_unchanged("Pipe.forward", "after the forward", conformance.dev.name)

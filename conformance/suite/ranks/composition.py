@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.pool.scenarios import RankContext, Skip, register
+from conformance.protocol.outcomes import not_applicable
 from conformance.suite import tolerances
+from conformance.suite.ranks.common import loss_fn, schedule_class
 from conformance.suite.ranks.schedules import SINGLE, stage_ids
 
 PP = 2  # pipeline degree of every mesh; the other mesh dimension is world // PP
@@ -117,15 +119,6 @@ def params_with_defaults(params: dict) -> dict:
     return {"reshard": True, "mixed_precision": False, "n_microbatches": 4, **params}
 
 
-def _schedule_class(name: str):
-    import torch.distributed.pipelining as pp
-
-    cls = getattr(pp, name, None)
-    if cls is None:
-        raise Skip(f"not applicable: torch.distributed.pipelining has no {name} in this build")
-    return cls
-
-
 def compile_unavailable(device_type: str) -> str | None:
     """Why this build cannot compile for the device, decided without compiling (never hangs)."""
     import importlib.util
@@ -159,7 +152,7 @@ class Layout:
 
 def layout(ctx: RankContext, p: dict) -> Layout:
     if ctx.world_size % PP:
-        raise Skip(f"not applicable: world {ctx.world_size} is not a multiple of the pipeline degree {PP}")
+        raise Skip(not_applicable(f"world {ctx.world_size} is not a multiple of the pipeline degree {PP}"))
     other = "tp" if p["kind"] == "tp" else "dp"
     m = mesh(ctx, (PP, ctx.world_size // PP), ("pp", other))
     pp_rank, second_rank = m["pp"].get_local_rank(), m[other].get_local_rank()
@@ -282,7 +275,7 @@ def reference_step(ref: Reference, x_mbs: list, y_mbs: list, id_mbs: list, with_
     for x, y, i in zip(x_mbs, y_mbs, id_mbs, strict=True):
         if low:
             ref.compute.zero_grad(set_to_none=True)
-        loss = _loss_fn(ref.compute(x.to(dtype), i if with_ids else None), y)
+        loss = loss_fn(ref.compute(x.to(dtype), i if with_ids else None), y)
         loss.backward()
         losses.append(loss.detach())
         if low:  # FSDP accumulates low-precision microbatch gradients in its fp32 reduce dtype
@@ -317,13 +310,6 @@ def inputs(ctx: RankContext, n_total: int):
     return x, y, ids
 
 
-def _loss_fn(output, target):
-    import torch.nn.functional as F
-
-    # The target stays fp32; under mixed precision the output is bf16, and CUDA's mse backward refuses the mix.
-    return F.mse_loss(output, target.to(output.dtype))
-
-
 @dataclass
 class Pipelined:
     stages: list
@@ -338,14 +324,14 @@ def build_pipeline(ctx: RankContext, p: dict, lay: Layout) -> Pipelined:
     import torch
     from torch.distributed.pipelining import PipelineStage
 
-    cls = _schedule_class(p["schedule"])
+    cls = schedule_class(p["schedule"])
     stages, modules = [], []
     for sid in lay.sids:
         mod = wrap_stage(ctx, p, lay, build_model(p, ctx.torch_device, stage_layers(sid, lay.n_stages)))
         modules.append(mod)
         stages.append(PipelineStage(mod, sid, lay.n_stages, ctx.torch_device, group=lay.pp_group))
     arg = stages[0] if p["schedule"] in SINGLE else stages
-    sched = cls(arg, n_microbatches=p["n_microbatches"], loss_fn=_loss_fn)
+    sched = cls(arg, n_microbatches=p["n_microbatches"], loss_fn=loss_fn)
     opt = torch.optim.SGD([prm for m in modules for prm in m.parameters()], lr=LR)
     return Pipelined(stages, modules, sched, opt, any(s.is_first for s in stages), any(s.is_last for s in stages))
 
@@ -381,9 +367,9 @@ def run_composition(ctx: RankContext, params: dict) -> dict:
     """Two training steps of a pipelined, sharded model against the unsplit model on the same global batch."""
     p = params_with_defaults(params)
     if p["mixed_precision"] and (why := tolerances.unsupported(ctx.device_type, "bfloat16")):
-        raise Skip(f"not applicable: {why}")
+        raise Skip(not_applicable(why))
     if p["kind"] == "compile" and (why := compile_unavailable(ctx.device_type)):
-        raise Skip(f"not applicable: {why}")
+        raise Skip(not_applicable(why))
     lay = layout(ctx, p)
     n_mb = p["n_microbatches"]
     n_total = n_mb * lay.data_parallel

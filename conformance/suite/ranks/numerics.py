@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.pool import scenarios
 from conformance.pool.scenarios import RankContext, register
 from conformance.suite import numerics_state
+from conformance.suite.ranks import schedules
 
 
 class _InsideForwards:
@@ -40,19 +40,13 @@ class _InsideForwards:
 @register("schedule_numerics")
 def schedule_numerics(ctx: RankContext, params: dict) -> dict | None:
     """The `schedule` scenario with the rank's global numerics state compared before, during and after it."""
-    devices = [ctx.device_type]
-    numerics_state.restore_defaults()  # from the pinned state, whatever an earlier check left on this rank
-    before = numerics_state.snapshot(devices)
     where = f"on rank {ctx.rank} of {ctx.world_size}"
     api = f"{params['schedule']}.step"
-    try:
-        with _InsideForwards(before, devices) as inside:
-            data = scenarios.get("schedule")(ctx, params)
-        numerics_state.assert_unchanged(api, before, numerics_state.snapshot(devices), where, ctx.device)
+    with numerics_state.guarded([ctx.device_type]) as state:  # the pool's next check on this rank starts clean too
+        with _InsideForwards(state.before, state.devices) as inside:
+            data = schedules.run_schedule(ctx, params)
+        state.assert_unchanged(api, where, ctx.device_string)
         if inside.changes:
-            raise AssertionError(f"{api}: ran modules under a changed global numerics state {where} on {ctx.device}: "
-                                 + "; ".join(inside.changes))
-    finally:
-        if numerics_state.compare(before, numerics_state.snapshot(devices)):
-            numerics_state.restore_defaults()  # the pool's next check on this rank must not inherit it
+            raise AssertionError(f"{api}: ran modules under a changed global numerics state {where} on "
+                                 f"{ctx.device_string}: " + "; ".join(inside.changes))
     return data

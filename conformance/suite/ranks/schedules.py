@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.pool.scenarios import RankContext, Skip, register
+from conformance.protocol.outcomes import not_applicable
 from conformance.suite import models
 from conformance.suite.assertions import assert_close, assert_equal
 from conformance.suite.ranks import trace
+from conformance.suite.ranks.common import loss_fn, schedule_class
 
 SINGLE = ("ScheduleGPipe", "Schedule1F1B")
 LOOPED = ("ScheduleInterleaved1F1B", "ScheduleLoopedBFS", "ScheduleInterleavedZeroBubble")
@@ -186,7 +188,6 @@ def reference_step(ref, inputs: dict, n_mb: int, *, train: bool, scale_grads: bo
     schedules do it, so fp32 agrees to rounding.
     """
     import torch
-    import torch.nn.functional as F
 
     outs, losses = [], []
     ctxm = torch.enable_grad() if train else torch.no_grad()
@@ -194,7 +195,7 @@ def reference_step(ref, inputs: dict, n_mb: int, *, train: bool, scale_grads: bo
         for i in range(n_mb):
             kw = {"scale": inputs["scale_mbs"][i]} if with_kwargs else {}
             out = ref(inputs["x_mbs"][i], **kw)
-            loss = F.mse_loss(out, inputs["y_mbs"][i])
+            loss = loss_fn(out, inputs["y_mbs"][i])
             if train:
                 loss.backward()
             outs.append(out.detach())
@@ -229,21 +230,6 @@ def assert_grad_close(api: str, actual, expected, *, device: str, what: str) -> 
     except AssertionError as exc:
         raise AssertionError(f"{api}: {what} differs from the unsplit model on {device} ({expected.dtype}, "
                              f"rtol={t.rtol}, atol={atol:.3g} = rtol x max|grad|): {exc}") from None
-
-
-def _schedule_class(name: str):
-    import torch.distributed.pipelining as pp
-
-    cls = getattr(pp, name, None)
-    if cls is None:
-        raise Skip(f"not applicable: torch.distributed.pipelining has no {name} in this build")
-    return cls
-
-
-def _loss_fn(output, target):
-    import torch.nn.functional as F
-
-    return F.mse_loss(output, target)
 
 
 @dataclass
@@ -282,7 +268,7 @@ def prepare(ctx: RankContext, params: dict) -> ScheduleRun:
 
     p = schedule_params(params)
     name = p["schedule"]
-    cls = _schedule_class(name)
+    cls = schedule_class(name)
     dtype = getattr(torch, DTYPES[p["dtype"]])
     device = ctx.torch_device
     world = ctx.world_size
@@ -300,9 +286,9 @@ def prepare(ctx: RankContext, params: dict) -> ScheduleRun:
     ref = build_model(p, device, dtype) if p["reference"] else None
     stages, names = build_stages(p, ctx, sids, n_st, device, dtype, inputs)
     if name in SINGLE:
-        sched = cls(stages[0], n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
+        sched = cls(stages[0], n_microbatches=n_mb, loss_fn=loss_fn, **sched_kw)
     else:
-        sched = cls(stages, n_microbatches=n_mb, loss_fn=_loss_fn, **sched_kw)
+        sched = cls(stages, n_microbatches=n_mb, loss_fn=loss_fn, **sched_kw)
     ref_params = dict(ref.named_parameters()) if ref is not None else {}
     return ScheduleRun(p=p, name=name, world=world, rank=ctx.rank, dev_type=ctx.device_type, n_mb=n_mb,
                        sids=sids, train=p["mode"] == "train", scaled=scaled, inputs=inputs, ref=ref,
@@ -329,7 +315,7 @@ def run_step(run: ScheduleRun, *, train: bool | None = None, return_outputs: boo
     if train:
         return run.sched.step(*args, target=target, losses=losses, **kwargs), losses
     if not hasattr(run.sched, "eval"):
-        raise Skip("not applicable: eval needs torch >= 2.9")
+        raise Skip(not_applicable("eval needs torch >= 2.9"))
     return run.sched.eval(*args, target=target, losses=losses, **kwargs), losses
 
 
@@ -413,7 +399,7 @@ def schedule_error(ctx: RankContext, params: dict) -> dict:
     from torch.distributed.pipelining import PipelineStage
 
     name, case = params["schedule"], params["case"]
-    cls = _schedule_class(name)
+    cls = schedule_class(name)
     device = ctx.torch_device
     world = ctx.world_size
     if case == "too_few_microbatches":
@@ -431,7 +417,7 @@ def schedule_error(ctx: RankContext, params: dict) -> dict:
         stages.append(PipelineStage(mod, s, n_st, device))
     arg = stages[0] if name in SINGLE else stages
     try:
-        cls(arg, n_microbatches=n_mb, loss_fn=_loss_fn)
+        cls(arg, n_microbatches=n_mb, loss_fn=loss_fn)
     except (ValueError, RuntimeError, AssertionError, TypeError) as exc:
         return {"raised": type(exc).__name__, "message": str(exc)[:300]}
     raise AssertionError(f"{name}({case}: {len(sids)} local stage(s) of {n_st}, n_microbatches={n_mb}) "

@@ -1,6 +1,11 @@
-"""Turns the per-rank results of one check into one pytest outcome: pass, fail (with rank and traceback), skip."""
+"""Turns the per-rank results of one check into one pytest outcome: pass, fail (with rank and traceback), skip.
+
+The suite process's side of the rank pool (pytest's outcomes); the pool itself knows nothing of pytest.
+"""
 
 from __future__ import annotations
+
+import pytest
 
 from conformance.pool.local import RunReport
 
@@ -30,8 +35,6 @@ def settle(report: RunReport) -> list[dict]:
     never hides a pass or a fail.
     """
     __tracebackhide__ = True
-    import pytest
-
     results = sorted(report.results, key=lambda r: r.rank)
     if not results:
         pytest.fail("no rank returned a result", pytrace=False)

@@ -3,8 +3,8 @@
 import pytest
 
 from conformance.pool.local import RunReport, describe_exit
-from conformance.pool.outcome import settle
 from conformance.protocol.tasks import Result
+from conformance.suite.outcome import settle
 
 
 def report(*results, **kw):
