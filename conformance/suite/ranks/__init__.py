@@ -14,5 +14,4 @@ MODULES: tuple[str, ...] = (
     "conformance.suite.ranks.numerics",
     "conformance.suite.ranks.tier",
     "conformance.suite.ranks.graphs",
-    "conformance.suite.ranks.training",
 )
