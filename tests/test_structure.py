@@ -159,6 +159,144 @@ def test_package_has_no_import_cycles_counting_function_level_imports():
     assert not found, "import cycles (function-level imports included):\n" + "\n".join(" -> ".join(c) for c in found)
 
 
+# --- layering ---------------------------------------------------------------------------------------------------
+#
+# Which package may import which: the allowed edges, as data. A package may always import its own modules. Every
+# import counts: module level, function level, `if TYPE_CHECKING:` blocks, and modules named as strings
+# (importlib.import_module("..."), `-p conformance.suite.plugin`, tables of module names such as the suite's
+# scenario modules). Any other edge fails the test below.
+
+LAYERS: dict[str, frozenset[str]] = {
+    # conformance/__init__ (the version), errors, output, signals: stdlib only, shared by every process
+    "base": frozenset(),
+    # every value that crosses a process or file boundary; the bottom of the package
+    "protocol": frozenset({"base"}),
+    # builds, device decision, API versions (torch only inside functions)
+    "torchenv": frozenset({"protocol", "base"}),
+    # the rank pool: knows no suite module and no pytest
+    "pool": frozenset({"torchenv", "protocol", "base"}),
+    # conformance/pytest_private.py: the one adapter to pytest's internals
+    "pytest_private": frozenset({"base"}),
+    # the pytest process and its rank-side scenarios
+    "suite": frozenset({"pool", "torchenv", "protocol", "pytest_private", "base"}),
+    # supervisor of `conformance run`: starts the suite by module name, reads its journal
+    "runner": frozenset({"suite", "protocol", "base"}),
+    # reproduction scripts and issue text for one check id
+    "repro": frozenset({"suite", "torchenv", "protocol", "base"}),
+    # the cross-device report: reads what the protocol defines, never the suite or the pool
+    "report": frozenset({"repro", "protocol", "base"}),
+    # one thin module per subcommand
+    "commands": frozenset({"runner", "report", "repro", "torchenv", "protocol", "base"}),
+    # conformance/cli.py: dispatch (and the report's sanitised one-line error)
+    "cli": frozenset({"commands", "report", "protocol", "base"}),
+    # conformance/__main__.py
+    "main": frozenset({"cli"}),
+}
+_TOP_LEVEL = {"conformance": "base", "conformance.errors": "base", "conformance.output": "base",
+              "conformance.signals": "base", "conformance.pytest_private": "pytest_private",
+              "conformance.cli": "cli", "conformance.__main__": "main"}
+
+# Renderers format the report model; none imports another (shared formatting lives in the model's modules).
+RENDERERS = frozenset({"conformance.report.html", "conformance.report.markdown", "conformance.report.console",
+                       "conformance.report.jsonfmt"})
+# Renderer-to-renderer imports not yet removed: must be empty (each entry is a known offender, with its reason).
+PENDING: frozenset[tuple[str, str]] = frozenset()
+
+
+def layer_of(module: str) -> str | None:
+    if module in _TOP_LEVEL:
+        return _TOP_LEVEL[module]
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def _named_modules(tree: ast.AST, known: set[str]) -> set[str]:
+    """Modules of the package a string names: the whole string, or the module part of `module:attribute`."""
+    found = set()
+    for text in _string_constants(tree):
+        name = text.partition(":")[0].strip()
+        if name in known:
+            found.add(name)
+    return found
+
+
+def module_edges(name: str, path: Path, source: str, known: set[str]) -> set[str]:
+    """Every package module `name` imports or names: statements at any depth (TYPE_CHECKING ones too) and strings."""
+    tree = ast.parse(source, str(path))
+    found = set().union(*(_targets(name, path, node, known) for node in ast.walk(tree)
+                          if isinstance(node, (ast.Import, ast.ImportFrom))))
+    return (found | _named_modules(tree, known)) - {name}
+
+
+def layering_violations(sources: dict[str, tuple[Path, str]]) -> list[str]:
+    """`importer -> imported (why)` for every edge the table does not allow, and every module outside the table."""
+    known = set(sources)
+    problems = []
+    for name, (path, source) in sorted(sources.items()):
+        layer = layer_of(name)
+        if layer is None:
+            problems.append(f"{name}: in no layer of LAYERS (add its package to the table)")
+            continue
+        for target in sorted(module_edges(name, path, source, known)):
+            to = layer_of(target)
+            if to is not None and to != layer and to not in LAYERS[layer]:
+                problems.append(f"{name} -> {target} ({layer} may not import {to})")
+            if name in RENDERERS and target in RENDERERS and (name, target) not in PENDING:
+                problems.append(f"{name} -> {target} (a renderer imports another renderer)")
+    return problems
+
+
+def _package_sources() -> dict[str, tuple[Path, str]]:
+    return {name: (path, path.read_text(encoding="utf-8")) for name, path in _modules().items()}
+
+
+def test_imports_follow_the_layering_table():
+    sources = _package_sources()
+    assert {layer_of(name) for name in sources} >= set(LAYERS), "a layer of the table has no module: remove it"
+    found = layering_violations(sources)
+    assert not found, "imports outside the layering table (tests/test_structure.py LAYERS):\n" + "\n".join(found)
+
+
+def test_pending_renderer_imports_are_still_real():
+    """PENDING lists only imports that exist: a removed one must leave the list (it is meant to end empty)."""
+    sources = _package_sources()
+    known = set(sources)
+    stale = [edge for edge in PENDING if edge[1] not in module_edges(edge[0], *sources[edge[0]], known)]
+    assert not stale, f"PENDING entries no longer imported, remove them: {stale}"
+
+
+def test_layering_check_fails_on_wrong_way_imports():
+    """Synthetic modules fed to the checker: each wrong-way import (statement, function-level, string-named,
+    renderer to renderer) is reported; the same imports the right way round are not."""
+    sources = _package_sources()
+    fake = PACKAGE / "protocol" / "fake.py"
+    wrong = {
+        "conformance.protocol.fake": (fake, "from conformance.suite import plugin\n"),
+        "conformance.pool.fake": (PACKAGE / "pool" / "fake.py",
+                                  "def f():\n    from conformance.suite.ranks import schedules\n"),
+        "conformance.torchenv.fake": (PACKAGE / "torchenv" / "fake.py",
+                                      'import importlib\nimportlib.import_module("conformance.report.model")\n'),
+        "conformance.report.fake": (PACKAGE / "report" / "fake.py",
+                                    'MODULES = ("conformance.pool.worker",)\n'),
+    }
+    found = layering_violations({**sources, **wrong})
+    assert found == ["conformance.pool.fake -> conformance.suite.ranks.schedules (pool may not import suite)",
+                     "conformance.protocol.fake -> conformance.suite.plugin (protocol may not import suite)",
+                     "conformance.report.fake -> conformance.pool.worker (report may not import pool)",
+                     "conformance.torchenv.fake -> conformance.report.model (torchenv may not import report)"], found
+    renderer = {"conformance.report.console": (PACKAGE / "report" / "console.py",
+                                               "from conformance.report.markdown import render\n")}
+    assert layering_violations({**sources, **renderer}) == [
+        "conformance.report.console -> conformance.report.markdown (a renderer imports another renderer)"]
+    right = {"conformance.suite.fake": (PACKAGE / "suite" / "fake.py",
+                                        "from conformance.protocol import outcomes\n"
+                                        "from conformance.pool import pools\n"
+                                        'MODULES = ("conformance.suite.ranks.schedules",)\n')}
+    assert layering_violations({**sources, **right}) == []
+    assert layering_violations({**sources, "conformance.newpkg.x": (PACKAGE / "newpkg" / "x.py", "")}) == [
+        "conformance.newpkg.x: in no layer of LAYERS (add its package to the table)"]
+
+
 # --- the wheel ------------------------------------------------------------------------------------------------
 
 def _build_wheel(tmp: Path, plant: dict[str, str] | None = None) -> Path:
