@@ -12,7 +12,8 @@ from conformance.torchenv import api
 
 
 def require(*apis: str, version: str | None = None) -> None:
-    """Skip as `not applicable: <API> needs torch >= X.Y (this build ...)` for the first API the build lacks."""
+    """Skip as not applicable (`torchenv.api.missing_reason`: the API and the release it needs) for the first API the
+    build lacks."""
     __tracebackhide__ = True
     for name in apis:
         reason = api.missing_reason(name, version)
