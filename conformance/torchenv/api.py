@@ -61,6 +61,8 @@ SINCE: dict[str, tuple[int, int]] = {
     "kwarg_mbs": (2, 14),
     "target_mbs": (2, 14),
     "per_direction_p2p": (2, 14),  # torch.distributed.config.pipeline_per_direction_p2p
+    # 2.15
+    "per_edge_p2p": (2, 15),  # torch.distributed.config.pipeline_per_edge_p2p (replaces per-direction P2P)
 }
 
 
