@@ -14,4 +14,5 @@ MODULES: tuple[str, ...] = (
     "conformance.suite.ranks.numerics",
     "conformance.suite.ranks.tier",
     "conformance.suite.ranks.graphs",
+    "conformance.suite.ranks.training",
 )
