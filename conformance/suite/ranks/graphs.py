@@ -267,9 +267,12 @@ def dtensor_stage_class():
             super().__init__()
             self.layers = nn.ModuleDict(layers)
             self.tp_mesh, self.first, self.last = tp_mesh, first, last
+            self.received: set[str] = set()  # what crossed the boundary into this stage: type and placements
 
         def forward(self, x, mb_id=None):
-            if self.first:
+            if not self.first:
+                self.received.add(f"{type(x).__name__}{list(getattr(x, 'placements', []))}")
+            else:
                 tp = self.tp_mesh.size()
                 local = x.chunk(tp, dim=1)[self.tp_mesh.get_local_rank()]
                 x = DTensor.from_local(local, self.tp_mesh, [Shard(1)], run_check=False)
@@ -364,7 +367,10 @@ def run_dtensor(ctx: RankContext, params: dict) -> dict:
         for name, prm in mod.named_parameters():
             cmp.close(composition.full(prm), ref.params[name], f"{name} after optimizer step {step}")
             counts["params"] += 1
-    return {"rank": ctx.rank, "last": last, "pp_rank": pp_rank, **counts,
+    if not first and mod.received != {"DTensor[Shard(dim=1)]"}:
+        raise AssertionError(f"{cmp.api}: the stage received {sorted(mod.received)} across the boundary, not the "
+                             f"DTensor sharded on the sequence dimension the previous stage sent [{cmp.where}]")
+    return {"rank": ctx.rank, "last": last, "pp_rank": pp_rank, **counts, "received": sorted(mod.received),
             "n_params": sum(1 for _ in mod.parameters())}
 
 
@@ -559,7 +565,13 @@ def _flat(sd: dict) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # 4. Receive ordering options
 
-RECV_OPTIONS = {"defer_pp_recv": "defer_pp_recv", "per_direction_p2p": "pipeline_per_direction_p2p"}
+# option -> (torch.distributed.config flag, the stage attribute that says it took effect); defer_pp_recv is a kwarg.
+# 2.15 replaced per-direction communicators (one per direction) with per-edge ones (one per directed rank pair).
+RECV_OPTIONS: dict[str, tuple[str, str] | None] = {
+    "defer_pp_recv": None,
+    "per_direction_p2p": ("pipeline_per_direction_p2p", "p2p_per_direction"),
+    "per_edge_p2p": ("pipeline_per_edge_p2p", "p2p_per_edge"),
+}
 RECV_SCHEDULES = ("ScheduleInterleaved1F1B", "ScheduleInterleavedZeroBubble", "ScheduleZBVZeroBubble")
 UNBOUND_GROUP = "No device associated with the default pg"
 
@@ -636,7 +648,11 @@ def recv_case(ctx: RankContext, option: str, schedule: str) -> dict:
     else:
         import torch.distributed.config as dist_config
 
-        flag = RECV_OPTIONS[option]
+        flag, attr = RECV_OPTIONS[option] or ("", "")
+        if not hasattr(dist_config, flag):
+            others = [f for f, _ in filter(None, RECV_OPTIONS.values()) if hasattr(dist_config, f)]
+            raise Skip(not_applicable(f"torch.distributed.config has no {flag} in this build ({api.torch_version()}"
+                                      f"{'; it has ' + ', '.join(others) if others else ''})"))
         old = getattr(dist_config, flag)
         setattr(dist_config, flag, True)
         try:
@@ -644,14 +660,15 @@ def recv_case(ctx: RankContext, option: str, schedule: str) -> dict:
         except RuntimeError as exc:
             # Documented precondition (torch.distributed.config): split_group needs a device-bound default group.
             if UNBOUND_GROUP in str(exc):
-                raise Skip(not_applicable(f"per-direction P2P splits the pipeline group (split_group), which needs "
-                                          f"a device-bound default process group; this {ctx.backend} group has no "
+                raise Skip(not_applicable(f"{flag} splits the pipeline group (split_group), which needs a "
+                                          f"device-bound default process group; this {ctx.backend} group has no "
                                           f"device ({exc})")) from None
             raise
         finally:
             setattr(dist_config, flag, old)
-        if not all(getattr(st, "p2p_per_direction", False) for st in run["stages"]):
-            raise AssertionError(f"{option}: the stages do not use per-direction communicators [{where}]")
+        if not all(getattr(st, attr, False) for st in run["stages"]):
+            raise AssertionError(f"{option}: the stages do not use their own communicators ({attr} is not set) "
+                                 f"[{where}]")
         got = _step(run)
     return {"compared": _same_numbers(f"{schedule}({option})", got, default, where)}
 
