@@ -132,7 +132,11 @@ def test_browser_renders_every_row(page):
     assert len(rows) == 18
     assert 'data-rendered="18"' in dom
     assert "showing 18 of 18 matching checks (18 in all)" in dom
-    assert dom.count('class="grp div"') == 5  # backward, identity, microbatch, schedules, stage
+    groups = re.findall(r'<tr class="grp([^"]*)"><th colspan="5" scope="colgroup">([^<]*)</th>', dom)
+    # failures first (identity, microbatch, schedules, stage), then the divergent rows without one, by area
+    assert groups[:4] == [(" fail", f"failures · {a}") for a in ("identity", "microbatch", "schedules", "stage")]
+    assert [g for g in groups if g[0] == " div"] == [(" div", "divergent · backward"),
+                                                     (" div", "divergent · schedules")]
 
 
 def test_browser_filters_from_the_link(page):
@@ -196,7 +200,7 @@ AGREE = {"split::a": m.PASSED, "split::b": m.PASSED, "stage::c": m.FAILED, "stag
 AGREE_TOO = {**AGREE, "backward::e": m.PASSED}
 DIFFERS = {**AGREE, "split::b": m.FAILED, "stage::d": m.PASSED}
 ROWS_JS = ("return {rows: Array.from(document.querySelectorAll('#matrix tbody tr[data-r]')).map(function (tr) {"
-           "return tr.querySelector('td.id').title; }), groups: Array.from(document.querySelectorAll("
+           "return tr.querySelector('.id').title; }), groups: Array.from(document.querySelectorAll("
            "'#matrix tr.grp th')).map(function (th) { return th.textContent; }), ndiv: "
            "(document.getElementById('ndiv') || {}).textContent, heads: Array.from(document.querySelectorAll("
            "'#matrix thead th span.env')).map(function (s) { return s.textContent; }), counts: Array.from("
@@ -228,11 +232,12 @@ def test_browser_two_envs_that_agree_have_no_divergent_row(agree_page):
 def test_browser_divergence_and_order_follow_the_envs_shown(agree_page):
     full = browse_probe(agree_page, "", ROWS_JS)
     assert full["ndiv"] == "2"
-    assert full["rows"][:2] == ["test_split::b", "test_stage::d"]
-    assert full["groups"][:2] == ["divergent · split", "divergent · stage"]
-    # Without c, the rows it made divergent go back to their area, in first-seen order.
+    # Rows with a failure in a shown env first (divergent ones first among them), then the other divergent rows.
+    assert full["rows"][:3] == ["test_split::b", "test_stage::c", "test_stage::d"]
+    assert full["groups"][:3] == ["failures · split", "failures · stage", "divergent · stage"]
+    # Without c, the rows it made divergent go back to their area, in first-seen order; failures still first.
     view = browse_probe(agree_page, "#envs=a,b", ROWS_JS)
-    assert view["rows"] == ["test_backward::e", "test_split::a", "test_split::b", "test_stage::c", "test_stage::d"]
+    assert view["rows"] == ["test_stage::c", "test_backward::e", "test_split::a", "test_split::b", "test_stage::d"]
     # b passed backward::e where c had no device: unavailable alone is no divergence, in a view as in the matrix.
     pair = browse_probe(agree_page, "#envs=b,c&div=1", ROWS_JS)
     assert pair["rows"] == ["test_split::b", "test_stage::d"]
@@ -267,7 +272,7 @@ def test_browser_a_100kb_check_id_keeps_the_cells_on_screen(tmp_path):
     cuda = m.EnvResult("cuda", "cuda.xml", cases=[m.Cell("test_split", huge.split("::")[1], m.PASSED),
                                                   m.Cell("test_split", "test_small", m.PASSED)])
     page = write_page(tmp_path, build_matrix([cpu, cuda]))
-    probe = ("var td = document.querySelector('#matrix td.id'), cell = document.querySelector('#matrix td.c');"
+    probe = ("var td = document.querySelector('#matrix .id[title]'), cell = document.querySelector('#matrix td.c');"
              "return {id: td.getBoundingClientRect().width, title: td.title.length, "
              "cell: cell.getBoundingClientRect().right, view: window.innerWidth, "
              "table: document.getElementById('matrix').getBoundingClientRect().width};")
@@ -288,7 +293,7 @@ LINES_JS = """
 return Array.from(document.querySelectorAll('#matrix thead th:not(.id)')).map(function (th) {
   var lines = [], top = null, range = document.createRange();
   var walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT, {acceptNode: function (node) {
-    return node.parentNode.closest('small') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT; }});
+    return node.parentNode.closest('small, button') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT; }});
   for (var node = walker.nextNode(); node; node = walker.nextNode()) {
     for (var i = 0; i < node.length; i++) {
       range.setStart(node, i); range.setEnd(node, i + 1);

@@ -206,3 +206,34 @@ def test_a_cut_env_file_fails_the_report_with_the_offset_and_what_was_declared(t
     assert "INCOMPLETE" in out or "FAIL" in out
     # Allowed on purpose, it reads as what it is: incomplete.
     assert main(["report", str(cut), "--output-dir", str(tmp_path / "out"), "--allow-warnings", "truncated"]) == 0
+
+
+def test_a_folder_argument_is_read_with_its_subfolders_and_says_how_many(tmp_path, capsys):
+    """`conformance report reports/examples` reads every env file below it (8), not the 2 at its top, and says so."""
+    from conformance.report.engine import Options, Streams, run_report
+
+    found = find_inputs([str(ROOT / "reports" / "examples")])
+    names = sorted(str(p.relative_to(ROOT / "reports" / "examples")) for p in found.files)
+    assert names == ["cpu-torch2.14.xml", "cpu.xml", "h100x1/cuda.xml", "h100x2/cpu-torch2.11.xml",
+                     "h100x2/cuda.xml", "h100x4/cuda.xml", "h200x2/cuda.xml", "h200x4/cuda.xml"]
+    assert found.notes == [f"{ROOT / 'reports' / 'examples'}: 8 JUnit files in 6 folders (subfolders included)"]
+    streams = Streams()
+    run_report(Options(inputs=[str(ROOT / "reports" / "examples")], output_dir=str(tmp_path), formats=["json"]),
+               streams)
+    assert "conformance report: read " in capsys.readouterr().err
+
+
+def test_a_double_star_glob_includes_the_top_level(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "top.xml", tmp_path / "sub" / "deep.xml"):
+        path.write_text('<testsuite name="s" tests="1"><testcase classname="test_a" name="t"/></testsuite>')
+    found = find_inputs([str(tmp_path / "**" / "*.xml")])
+    assert sorted(p.name for p in found.files) == ["deep.xml", "top.xml"]
+
+
+def test_the_default_folder_stays_one_level(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports" / "examples").mkdir(parents=True)
+    for path in (tmp_path / "reports" / "cpu.xml", tmp_path / "reports" / "examples" / "old.xml"):
+        path.write_text('<testsuite name="s" tests="1"><testcase classname="test_a" name="t"/></testsuite>')
+    assert [p.name for p in find_inputs([]).files] == ["cpu.xml"]

@@ -229,4 +229,5 @@ def diff(matrix: m.Matrix, before: Baseline | Outcomes, path: str = "") -> Basel
             if key not in now_ids:
                 out.removed.append(Change(name, key, was, m.MISSING))
     out.step_time = stepcost.regressions(matrix, base.step_ms)
+    out.step_before = base.step_ms
     return out

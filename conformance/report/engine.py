@@ -94,6 +94,8 @@ def read_envs(opts: Options, out_dir: Path, streams: Streams) -> tuple[list[m.En
         print_warnings(found.warnings, streams)
         raise errors.NoInputError(f"no JUnit files found (searched {found.searched}); nothing written. Run a "
                                   "device env first (e.g. `tox -e cpu`) or pass the files.")
+    for note in found.notes:
+        streams.note(f"read {note}")
     envs, warnings = read_inputs(found.files)
     warnings = found.warnings + warnings
     if not envs:

@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterable
 from html import escape
 
 from conformance.protocol import properties as P
+from conformance.protocol.stepcost import Trace
 from conformance.report import model as m
-from conformance.report import releases
-from conformance.report import stepcost, timeline
+from conformance.report import releases, stepcost, timeline
 from conformance.report.html_assets import CSS, JS, STEPCOST_CSS
+from conformance.report.view import release_tag
+from conformance.repro.commandline import repro_command
 
 MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
+# Cells whose message ends with the `conformance repro ...` line that writes the check's standalone script.
+REPRO_OUTCOMES = frozenset({m.FAILED, m.ERROR, m.CRASHED, m.XFAIL})
 MESSAGE_BUDGET = 8_000_000  # all messages together; beyond it only the one-line reason is kept
 
 
@@ -95,9 +99,9 @@ def _env_title(col: m.EnvColumn) -> str:
 
 
 def _env_table(matrix: m.Matrix) -> list[str]:
-    heads = "".join(f"<th>{label}</th>" for label, _ in _META[:_COLUMNS])
-    out = [(f'<table class="envs"><thead><tr><th>env</th><th>passed</th><th>other outcomes</th>{heads}</tr></thead>'
-           "<tbody>")]
+    heads = "".join(f'<th scope="col">{label}</th>' for label, _ in _META[:_COLUMNS])
+    out = [('<div class="scroll"><table class="envs"><thead><tr><th scope="col">env</th><th scope="col">passed</th>'
+            f'<th scope="col">other outcomes</th>{heads}</tr></thead><tbody>')]
     for col in matrix.envs:
         c = col.counts
         badge = _BADGE[col.status]
@@ -112,7 +116,7 @@ def _env_table(matrix: m.Matrix) -> list[str]:
     for name in matrix.absent_envs:
         out.append(f'<tr><td class="name"><span class="badge o-M">none</span> {escape(name)}</td>'
                    f'<td class="regress" colspan="{_COLUMNS + 2}">expected (--expect), but no results file</td></tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return out
 
 
@@ -135,6 +139,16 @@ def _baseline(matrix: m.Matrix) -> list[str]:
     for env in dict.fromkeys(b.env for b in diff.builds):
         out.append(f'<p class="warn"><b>{escape(env)}</b> ran on another build or machine than in the baseline: '
                    f"{escape('; '.join(b.describe() for b in diff.changed(env)))}</p>")
+    if diff.step_time:
+        # With the outcome regressions, at the top: a CI maintainer reads what regressed in one place.
+        def moved(env: str) -> str:
+            changes = "; ".join(b.describe() for b in diff.changed(env))
+            return f" <b>other hardware or build: {escape(changes)}</b>" if changes else ""
+
+        items = "".join(f"<li>{escape(r.env)} {escape(r.schedule)} world {r.world}: {r.before_ms:.2f} → "
+                        f"{r.after_ms:.2f} ms (+{r.growth:.0%}){moved(r.env)}</li>" for r in diff.step_time)
+        out.append(f'<h3 class="regress" id="step-regressions">Step-time regressions ({len(diff.step_time)})</h3>'
+                   f'<ul class="stepregress">{items}</ul>')
     lost = "Lost coverage" + (" (allowed)" if diff.lost_allowed else "")
     lost_css = "fix" if diff.lost_allowed else "regress"
     for title, css, changes in (("Regressions", "regress", diff.regressions), (lost, lost_css, diff.lost),
@@ -147,8 +161,9 @@ def _baseline(matrix: m.Matrix) -> list[str]:
                        f'<td class="o-{m.LETTER[c.after]}">{m.LETTER[c.after]} {escape(m.LABEL[c.after])}</td></tr>'
                        for c in changes[:2000])
         more = f"<p>… and {len(changes) - 2000} more (see compatibility.json)</p>" if len(changes) > 2000 else ""
-        out.append(f'<h3 class="{css}">{title} ({len(changes)})</h3><table class="changes"><thead><tr><th>env</th>'
-                   f"<th>check</th><th>before</th><th>now</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+        out.append(f'<h3 class="{css}">{title} ({len(changes)})</h3><div class="scroll"><table class="changes"><thead>'
+                   '<tr><th scope="col">env</th><th scope="col">check</th><th scope="col">before</th>'
+                   f'<th scope="col">now</th></tr></thead><tbody>{rows}</tbody></table></div>{more}')
     return out
 
 
@@ -160,13 +175,58 @@ def _filters(matrix: m.Matrix) -> str:
     envs = "".join(f'<label><input type="checkbox" name="env" value="{i}" checked> {escape(c.name)}</label>'
                    for i, c in enumerate(matrix.envs))
     areas = "".join(f'<option value="{escape(a)}">{escape(a)}</option>' for a in matrix.areas)
-    return (f'<form id="filters"><fieldset><legend>outcome (rows with it in a shown env)</legend>{outcomes}</fieldset>'
-            f'<fieldset class="envs"><legend>envs shown</legend>{envs}</fieldset>'
+    # On a phone the outcome and env lists fold into one line (open on a wide screen: the script opens them).
+    return ('<form id="filters"><button type="button" id="failonly" title="rows with a failed, error, crashed or '
+            'strict-xpass cell in a shown env, first lines of the messages inline">failures only</button>'
+            '<details id="lists"><summary>outcomes and envs</summary>'
+            f'<fieldset><legend>outcome (rows with it in a shown env)</legend>{outcomes}</fieldset>'
+            f'<fieldset class="envs"><legend>envs shown</legend>{envs}</fieldset></details>'
             f'<label>area <select name="area"><option value="">all areas</option>{areas}</select></label>'
-            f'<label><input type="checkbox" name="divergent"> divergent only</label>'
-            f'<label><input type="checkbox" name="times"> durations</label>'
-            f'<label>check <input type="search" name="q" placeholder="filter ids" size="18"></label>'
-            f'<button type="reset" id="reset">reset</button><span id="status"></span></form>')
+            '<label><input type="checkbox" name="divergent"> divergent only</label>'
+            '<label><input type="checkbox" name="msgs"> messages inline</label>'
+            '<label><input type="checkbox" name="times"> durations</label>'
+            '<label>check <input type="search" name="q" placeholder="filter ids" size="14"></label>'
+            '<button type="reset" id="reset">reset</button><span id="status" role="status"></span></form>')
+
+
+NAME_CHARS = 40  # longer env names are shortened in the matrix header; the tooltip has them whole
+
+
+def env_labels(names: list[str], limit: int = NAME_CHARS) -> list[str]:
+    """Header labels: a name over `limit` characters is cut in the middle, unless that makes two labels read the same;
+    then each of those keeps the part where the names differ (`…-synapse1.21.0/driver-1.21`)."""
+
+    def middle(name: str) -> str:
+        return name if len(name) <= limit else f"{name[: limit - 16]}…{name[-15:]}"
+
+    labels = [middle(n) for n in names]
+    # Cut names that share the head the cut keeps (or read the same) get the part where they differ.
+    clashes: dict[str, list[int]] = {}
+    for i, (name, label) in enumerate(zip(names, labels, strict=True)):
+        clashes.setdefault(name[: limit - 16] if label != name else label, []).append(i)
+    for group in clashes.values():
+        if len(group) < 2:
+            continue
+        members = [names[i] for i in group]
+        start = _common(members)
+        end = _common([n[::-1] for n in members])
+        for i in group:
+            name = names[i]
+            # The differing part with a little context on each side, cut to the limit.
+            lo, hi = max(0, start - 6), min(len(name), len(name) - end + 6)
+            part = name[lo:hi]
+            if len(part) > limit - 2:
+                part = part[: limit - 2]
+            labels[i] = ("…" if lo > 0 else "") + part + ("…" if hi < len(name) else "")
+    return labels
+
+
+def _common(texts: list[str]) -> int:
+    """Length of the prefix every text shares."""
+    n = 0
+    while all(len(t) > n for t in texts) and len({t[n] for t in texts}) == 1:
+        n += 1
+    return n
 
 
 def _time_text(cell: m.Cell) -> str:
@@ -223,9 +283,13 @@ def _data(matrix: m.Matrix) -> str:
             cell = cells[e]
             if cell.message or cell.detail:
                 msgs[f"{r}:{e}"], budget = _message(cell, budget)
+            if cell.outcome in REPRO_OUTCOMES and (cmd := repro_command(row.key, matrix.envs[e].build.device or "cpu")):
+                msgs[f"{r}:{e}"] = f"{msgs.get(f'{r}:{e}', '')}\n\nstandalone reproduction: {cmd}".lstrip()
     data = {
         "envs": [c.name for c in matrix.envs],
         "envShort": [_short(c) for c in matrix.envs],
+        "envLabels": env_labels([c.name for c in matrix.envs]),
+        "envTorch": [release_tag(c.build.torch_version) for c in matrix.envs],
         "envTitles": [_env_title(c) for c in matrix.envs],
         "areas": matrix.areas,
         "labels": {m.LETTER[o]: m.LABEL[o] for o in m.OUTCOMES},
@@ -245,25 +309,104 @@ def _stepcost(matrix: m.Matrix) -> list[str]:
     if not envs and not regress:
         return []
     out = [f"<style>{STEPCOST_CSS}</style>", ('<h2 id="stepcost">Step cost and measured timelines <span class="meta">'
-           "from the behaviour checks' traces; Chrome traces in traces/ beside this file</span></h2>")]
+           "from the behaviour checks' traces; Chrome traces in traces/ beside this file</span></h2>"),
+           f'<p class="meta stepdefs">{escape(stepcost.DEFINITIONS)}</p>']
     if regress:
-        items = "".join(f"<li>{escape(r.env)} {escape(r.schedule)} world {r.world}: {r.before_ms:.2f} → "
-                        f"{r.after_ms:.2f} ms (+{r.growth:.0%})</li>" for r in regress)
-        out.append(f'<h3>Step-time regressions</h3><ul class="stepregress">{items}</ul>')
+        out.append(f'<p class="regress">{len(regress)} step-time regressions against the baseline: listed with '
+                   'the other regressions <a href="#step-regressions">at the top</a>; the tables show each delta.</p>')
+    out += _ranking(matrix)
+    before = matrix.baseline.step_before if matrix.baseline else {}
     for col in envs:
-        out.append(f'<h3 class="stepcost-env">{escape(col.name)}</h3>')
-        if col.costs:
-            head = "".join(f"<th>{escape(h)}</th>" for h in stepcost.HEAD)
-            body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in stepcost.row_cells(cost)) + "</tr>"
-                           for _, cost in col.costs)
-            out.append(f'<table class="stepcost"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+        # Each env's block follows the env view of the matrix (the page's script hides the envs not shown).
+        out.append(f'<section class="stepenv" data-stepenv="{escape(col.name)}">'
+                   f'<h3 class="stepcost-env">{escape(col.name)}</h3>')
+        analysis = stepcost.analysis(col)
+        for caption, rows in stepcost.tables(col.costs):
+            old = before.get(col.name, {})
+            head = "".join(f'<th scope="col">{escape(h)}</th>' for h in stepcost.HEAD)
+            head += '<th scope="col">vs baseline</th>' if old else ""
+            body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in stepcost.row_cells(
+                cost, analysis.get(check))) + (_delta(old.get((cost.schedule, cost.world)), cost.step_ms)
+                                               if old else "") + "</tr>" for check, cost in rows)
+            out.append(f'<table class="stepcost"><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>'
+                       f"<tbody>{body}</tbody></table>")
+            bars = [(f"{cost.schedule} world {cost.world}", stepcost.bar_segments(analysis[check]))
+                    for check, cost in rows if check in analysis]
+            if bars:
+                out.append(timeline.stack_legend() + timeline.stack_svg(bars))
         if col.traces:
             out.append(timeline.legend())
             for i, (name, tr) in enumerate(col.traces):
                 t0, t1 = timeline.span(tr)
                 summary = f"{escape(tr.schedule)} world {tr.world} · {(t1 - t0) / 1000:.2f} ms · {escape(name)}"
                 opened = " open" if i < OPEN_TIMELINES else ""
-                out.append(f'<details class="tl"{opened}><summary>{summary}</summary>{timeline.svg(tr)}</details>')
+                link = (f' · <a href="{escape(stepcost.trace_path(col.name, name))}">trace file</a> (Perfetto, '
+                        "chrome://tracing)")
+                out.append(f'<details class="tl"{opened}><summary>{summary}{link}{_trace_note(col, name, tr)}</summary>'
+                           f"{timeline.svg(tr)}</details>")
+        out.append("</section>")
+    return out
+
+
+def _delta(was: float | None, now: float) -> str:
+    """A step-cost table cell: the change of the step time against the baseline's."""
+    if not was:
+        return "<td>—</td>"
+    growth = now / was - 1
+    css = "delta-up" if now - was > max(stepcost.STEP_REGRESSION * was, stepcost.STEP_REGRESSION_MIN_MS) else (
+        "delta-down" if growth < 0 else "")
+    return f'<td class="{css}" title="baseline {was:.2f} ms">{growth:+.0%}</td>'
+
+
+def _trace_note(col: m.EnvColumn, name: str, trace: Trace) -> str:
+    """Which step a timeline is, against the table's step time of the same check."""
+    cost = next((c for check, c in col.costs if check == name), None)
+    if cost is None:
+        return ""
+    if cost.traced_step_ms is not None:  # every timed step traced: the timeline is the median step itself
+        return (f'<br><span class="meta">the median of {cost.steps} traced steps: the table\'s '
+                f"{cost.step_ms:.2f} ms</span>")
+    return (f'<br><span class="meta">an older run\'s one traced step, the last; the table\'s {cost.step_ms:.2f} ms '
+            f"is the median of {cost.steps} untraced steps</span>")
+
+
+def _ranking(matrix: m.Matrix) -> list[str]:
+    """Per world size: schedules ranked by step time (mean rank over the envs), step time and bubble per env."""
+    envs = [c for c in matrix.envs if c.costs]
+    if not envs:
+        return []
+    out = [('<h3 id="ranking">Schedules ranked by step time</h3><p class="meta">per world size, fastest first (by '
+            "the mean of its rank in each env); each cell: step time, measured bubble, and its rank in that env</p>")]
+    worlds = sorted({cost.world for c in envs for _, cost in c.costs})
+    for world in worlds:
+        # The step-cost model's table (the first family of each env) is what ranks: one number per schedule x env.
+        per_env = {c.name: {cost.schedule: cost for _, cost in reversed(c.costs) if cost.world == world} for c in envs}
+        shown = [c for c in envs if per_env[c.name]]
+        if not shown:
+            continue
+        ranks: dict[str, dict[str, int]] = {}
+        for c in shown:
+            costs = per_env[c.name]
+            fastest = sorted(costs.values(), key=lambda cost: cost.step_ms)
+            for i, cost in enumerate(fastest):
+                ranks.setdefault(cost.schedule, {})[c.name] = i + 1
+        order = sorted(ranks, key=lambda s: (sum(ranks[s].values()) / len(ranks[s]), m.schedule_rank(s)))
+        head = "".join(f'<th scope="col" data-stepenv="{escape(c.name)}">{escape(c.name)}</th>' for c in shown)
+        rows = []
+        for sched in order:
+            cells = []
+            for c in shown:
+                mine = per_env[c.name].get(sched)
+                if mine is None:
+                    cells.append(f'<td data-stepenv="{escape(c.name)}">—</td>')
+                    continue
+                rank = ranks[sched][c.name]
+                bubble = f"{mine.bubble:.0%}" if mine.bubble is not None else "—"
+                cells.append(f'<td data-stepenv="{escape(c.name)}"{" class=best" if rank == 1 else ""}>'
+                             f"{mine.step_ms:.2f} ms · bubble {bubble} · #{rank}</td>")
+            rows.append(f'<tr><th scope="row">{escape(sched)}</th>{"".join(cells)}</tr>')
+        out.append(f'<div class="scroll"><table class="rank"><caption>world {world}</caption><thead><tr>'
+                   f'<th scope="col">schedule</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     return out
 
 
@@ -277,6 +420,7 @@ def render_html(matrix: m.Matrix) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Conformance: {len(matrix.rows)} checks x {len(matrix.envs)} envs</title>",
         f"<style>{CSS}</style></head><body>",
+        '<a class="skip" href="#wrap">Skip to the matrix</a>',
         "<h1>Pipeline-parallel conformance across devices</h1>",
         (f'<p class="lead">{len(matrix.rows)} checks × {len(matrix.envs)} envs · '  # noqa: RUF001 - the multiplication sign is meant
         f'<b><span id="ndiv">{divergent}</span> divergent</b> (outcome differs across the envs shown, '
@@ -286,16 +430,18 @@ def render_html(matrix: m.Matrix) -> str:
         *_warnings(matrix),
         *_baseline(matrix),
         *_release_delta(matrix),
-        ('<h2 id="matrix-title">Matrix <span class="meta">divergent checks first, then by area; '
+        ('<h2 id="matrix-title">Matrix <span class="meta">failures first, then divergent checks, then by area; '
         "click an underlined cell for its message</span></h2>"),
         *_mixed_axes(matrix),
         f'<p class="legend meta">{legend}</p>',
         _filters(matrix),
         ('<noscript><p class="warn">The matrix is drawn by JavaScript; compatibility.md and compatibility.json hold '
         "the same results without it.</p></noscript>"),
-        '<div id="wrap"><table id="matrix"><thead></thead><tbody></tbody></table></div>',
+        '<p id="notice" class="warn" role="status" hidden></p>',
+        # The column pager sits right above the header row it pages.
         ('<p id="colpager" hidden><button type="button" id="colprev">◀ envs</button> <span id="colinfo"></span> '
         '<button type="button" id="colnext">envs ▶</button></p>'),
+        '<div id="wrap" tabindex="-1"><table id="matrix"><thead></thead><tbody></tbody></table></div>',
         '<button id="more" type="button" hidden>show more</button>',
         # After the matrix: the page answers "what differs" first; timelines are long and per env.
         *steps,

@@ -35,6 +35,7 @@ class Inputs:
     files: list[Path] = field(default_factory=list)
     searched: str = ""
     warnings: list[m.InputWarning] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a folder argument gave ("8 files under reports/examples")
 
 
 def env_stem(path: Path) -> str:
@@ -60,19 +61,22 @@ def _loops(path: Path) -> bool:
     return False
 
 
-def _scan_folder(base: Path) -> tuple[list[Path], list[m.InputWarning]]:
-    """`<base>/*.xml` without merged.xml, plus a `.partial` only where its finished file is absent (a run that
-    died before renaming it); markers of runs that wrote nothing yet are warnings."""
-    found = [p for p in base.glob("*.xml") if p.name != MERGED_NAME]
+def _scan_folder(base: Path, recursive: bool = False) -> tuple[list[Path], list[m.InputWarning]]:
+    """`<base>/*.xml` (`<base>/**/*.xml` when `recursive`) without merged.xml, plus a `.partial` only where its
+    finished file is absent (a run that died before renaming it); markers of runs that wrote nothing yet are
+    warnings."""
+    scan = base.rglob if recursive else base.glob
+    found = [p for p in scan("*.xml") if p.name != MERGED_NAME]
     warnings = []
-    for partial in base.glob("*.xml" + PARTIAL_SUFFIX):
+    for partial in scan("*.xml" + PARTIAL_SUFFIX):
         if not partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)]).exists():
             found.append(partial)
     for suffix in MARKERS:
-        for marker in sorted(base.glob("*" + suffix)):
+        for marker in sorted(scan("*" + suffix)):
             stem = marker.name[: -len(suffix)]
             stem = stem.removesuffix(".xml")
-            if not (base / f"{stem}.xml").exists() and not (base / f"{stem}.xml{PARTIAL_SUFFIX}").exists():
+            folder = marker.parent
+            if not (folder / f"{stem}.xml").exists() and not (folder / f"{stem}.xml{PARTIAL_SUFFIX}").exists():
                 warnings.append(m.InputWarning(_display(marker), f"env '{stem}': a run has written no results yet "
                                                f"({marker.name} exists)", env=stem, slug=m.W_IN_PROGRESS))
     return sorted(found), warnings
@@ -80,15 +84,16 @@ def _scan_folder(base: Path) -> tuple[list[Path], list[m.InputWarning]]:
 
 def _expand(arg: str) -> tuple[list[Path], list[m.InputWarning], bool]:
     """Paths named by one argument and whether it named anything: a path that exists is taken literally (so
-    `results[cuda].xml` is that file, not a glob), a folder is scanned, anything else with `*?[` is a glob."""
+    `results[cuda].xml` is that file, not a glob), a folder is scanned with its subfolders (`reports/examples` holds
+    `h100x2/cuda.xml`), anything else with `*?[` is a glob where `**` spans any depth, the top level included."""
     if os.path.lexists(arg):
         path = Path(arg)
         if path.is_dir():
-            files, warnings = _scan_folder(path)
+            files, warnings = _scan_folder(path, recursive=True)
             return files, warnings, True
         return [path], [], True
     if any(ch in arg for ch in _GLOB_CHARS):
-        hits = [Path(p) for p in glob.glob(arg)]
+        hits = [Path(p) for p in glob.glob(arg, recursive=True)]
         # Folders matched by a glob are not inputs; files and symlink loops go on (a loop gets its warning).
         return sorted(p for p in hits if p.is_file() or _loops(p)), [], bool(hits)
     return [], [], False
@@ -102,6 +107,10 @@ def find_inputs(args: list[str], default_dir: str = "reports", exclude: Path | N
         out.searched = " ".join(args)
         for arg in args:
             paths, warnings, found = _expand(arg)
+            if os.path.isdir(arg) and not os.path.islink(arg):
+                folders = len({p.parent for p in paths})
+                out.notes.append(f"{arg}: {len(paths)} JUnit files in {folders} folder{'s' if folders != 1 else ''} "
+                                 "(subfolders included)")
             if not found:
                 glob_like = any(ch in arg for ch in _GLOB_CHARS)
                 out.warnings.append(m.InputWarning(arg, "matches no file" if glob_like else "no such file",

@@ -7,9 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 from conformance.report import model as m
-from conformance.report import releases
-from conformance.report import stepcost
-from conformance.report.view import View
+from conformance.report import releases, stepcost
+from conformance.report.view import View, reason_text, release_link, release_tag, strip_links
 
 LIMIT = 65_535  # GitHub's cap for a job summary step and for a comment body
 _RESERVE = 600  # room kept for the truncation note and the legend
@@ -146,14 +145,16 @@ def render_markdown(matrix: m.Matrix, *, limit: int = LIMIT, html_name: str = "c
     diff = matrix.baseline
     if diff is not None:
         _baseline(out, diff, cut)
+    # What differs comes first (a PR column shows the top): divergent checks and their reasons, then the rest.
+    _mixed_axes(out, view)
+    _divergent_table(out, view, cut)
+    _reasons(out, view, cut)
+    _consistent_table(out, view, cut)
     _release_delta(out, view, cut)
     for line in _stepcost_lines(matrix):
         if not out.add(line):
             cut.append("step-cost lines")
             break
-    _mixed_axes(out, view)
-    _divergent_table(out, view, cut)
-    _consistent_table(out, view, cut)
     tail = []
     if cut:
         tail.append(f"> **Truncated** to stay under GitHub's {limit:,}-byte limit: {'; '.join(cut)} not shown. "
@@ -175,15 +176,82 @@ def _divergent_table(out: _Budget, view: View, cut: list[str]) -> None:
         return
     out.add(f"### Divergent checks ({len(divergent)}; those with failures first)")
     out.add("")
-    out.add("| area | check | " + " | ".join(_plain(c.name) for c in view.envs) + " |")
-    out.add("|---|---|" + "---|" * len(view.envs))
+    # Columns by letter, so the table fits a PR's 880 px column whatever the env names (the key says which is which).
+    letters = _column_letters(len(view.envs))
+    out.add("Columns: " + " · ".join(f"**{k}** {_plain(c.name)}" for k, c in zip(letters, view.envs, strict=True)))
+    out.add("")
+    out.add("| check | " + " | ".join(letters) + " |")
+    out.add("|---|" + ":-:|" * len(view.envs))
+    area = None
     for i, row in enumerate(divergent):
         cells = " | ".join(_mark(row.outcome(j)) for j in view.index)
         label = row.name if row.classname in (f"test_{row.area}", f"{row.area}_test") else row.key
-        if not out.add(f"| {_plain(row.area)} | {_code(label)} | {cells} |"):
+        head = f"{_plain(row.area)}: " if row.area != area else ""
+        area = row.area
+        if not out.add(f"| {head}{_code(label, ID_CHARS)} | {cells} |"):
             cut.append(f"{len(divergent) - i} of {len(divergent)} divergent rows")
             break
     out.add("")
+
+
+ID_CHARS = 64  # a check id in the divergent table: cut in the middle beyond this (its head and tail name it)
+REASONS = 40  # distinct reasons listed at most (compatibility.html has every message)
+
+
+def _column_letters(n: int) -> list[str]:
+    """A, B, ..., Z, AA, AB, ...: one short column name per env."""
+    out = []
+    for i in range(n):
+        name = ""
+        i += 1
+        while i:
+            i, r = divmod(i - 1, 26)
+            name = chr(65 + r) + name
+        out.append(name)
+    return out
+
+
+def _reasons(out: _Budget, view: View, cut: list[str]) -> None:
+    """Why the view's checks failed or were expected to fail: each distinct reason once, with the envs and the number
+    of checks it covers; a link to PyTorch's source points at each env's own torch release."""
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    torch: dict[str, str] = {}
+    for row in view.rows:
+        for i in view.index:
+            cell = row.cell(i)
+            if cell is None or (cell.outcome not in m.PROBLEMS and cell.outcome != m.XFAIL) or not cell.message:
+                continue
+            name = view.matrix.envs[i].name
+            torch[name] = view.matrix.envs[i].build.torch_version
+            envs = groups.setdefault((cell.outcome, reason_text(cell.message)), {})
+            envs[name] = envs.get(name, 0) + 1
+    if not groups:
+        return
+    ordered = sorted(groups.items(), key=lambda kv: (m.OUTCOMES.index(kv[0][0]), -sum(kv[1].values())))
+    out.add(f"### Reasons ({len(ordered)}: failures, then expected failures)")
+    out.add("")
+    for n, ((outcome, text), envs) in enumerate(ordered):
+        where = ", ".join(f"{_plain(e)} ({k})" for e, k in envs.items())
+        links = _source_links(text, [torch[e] for e in envs])
+        line = f"- {EMOJI[outcome]} {m.LABEL[outcome]} in {where}: {_plain(strip_links(text), 240)}{links}"
+        if n == REASONS or not out.add(line):
+            cut.append(f"{len(ordered) - n} of {len(ordered)} reasons")
+            break
+    out.add("")
+
+
+# A link into PyTorch's source at a release tag, the only links the Markdown writes (other URLs stay plain text).
+_SOURCE = re.compile(r"https://github\.com/pytorch/pytorch/(?:blob|tree)/v\d+\.\d+\.\d+/[A-Za-z0-9_./-]+")
+
+
+def _source_links(text: str, versions: list[str]) -> str:
+    """' ([source at 2.11.0](...), [2.13.0](...))': the reason's source link, once per torch release of its envs."""
+    hit = _SOURCE.search(text)
+    if not hit:
+        return ""
+    tags = sorted({t for v in versions if (t := release_tag(v))}) or [""]
+    links = [f"[{t or 'source'}]({release_link(hit.group(), t) if t else hit.group()})" for t in tags]
+    return " (source: " + ", ".join(links) + ")"
 
 
 def _consistent_table(out: _Budget, view: View, cut: list[str]) -> None:
@@ -236,6 +304,15 @@ def _baseline(out: _Budget, diff: m.BaselineDiff, cut: list[str]) -> None:
     if diff.new or diff.removed:
         out.add(f"New checks: {len(diff.new)}; removed checks: {len(diff.removed)}")
         out.add("")
+    if diff.step_time:
+        # With the outcome regressions: what regressed since the baseline reads in one place, at the top.
+        out.add(f"**Step-time regressions ({len(diff.step_time)})**")
+        out.add("")
+        for r in diff.step_time:
+            moved = "; ".join(b.describe() for b in diff.changed(r.env))
+            out.add(f"- {_plain(stepcost.describe(r))})" + (f" ⚠️ other hardware or build: {_plain(moved)}" if moved
+                                                               else ""))
+        out.add("")
 
 
 def _stepcost_lines(matrix: m.Matrix) -> list[str]:
@@ -246,15 +323,15 @@ def _stepcost_lines(matrix: m.Matrix) -> list[str]:
         if not col.costs:
             continue
         device = col.costs[0][1].device
-        out += [f"### Step cost: {col.name}" + (f" ({device})" if device else ""), "",
-                "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(stepcost.row_cells(cost)) + " |" for _, cost in col.costs]
-        out.append("")
-    regress = matrix.baseline.step_time if matrix.baseline else []
-    if regress:
-        out += [f"### Step-time regressions ({len(regress)})", ""]
-        out += [f"- {stepcost.describe(r)})" for r in regress]
-        out.append("")
+        out += [f"### Step cost: {col.name}" + (f" ({device})" if device else ""), ""]
+        analysis = stepcost.analysis(col)
+        for caption, rows in stepcost.tables(col.costs):
+            out += [f"{_plain(caption, 400)}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            out += ["| " + " | ".join(stepcost.row_cells(cost, analysis.get(check))) + " |"
+                    for check, cost in rows]
+            out.append("")
+    if out:
+        out += [_plain(stepcost.DEFINITIONS, 2000), ""]
     return out
 
 

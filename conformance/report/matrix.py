@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 
 from conformance.report import model as m
@@ -23,10 +24,15 @@ def area_of(classname: str) -> str:
     return parts[0] if parts else "(none)"
 
 
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that reads numbers as numbers: cpu5 before cpu47, h100x2 before h100x16."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
 def order_envs(envs: list[m.EnvResult], expect: list[str]) -> list[m.EnvResult]:
-    """Envs named by --expect first, in that order, then the others by name."""
+    """Envs named by --expect first, in that order, then the others by name, numbers read as numbers."""
     rank = {name: i for i, name in enumerate(expect)}
-    return sorted(envs, key=lambda e: (rank.get(e.claimed or e.name, len(rank)), e.name))
+    return sorted(envs, key=lambda e: (rank.get(e.claimed or e.name, len(rank)), natural_key(e.name), e.name))
 
 
 def duplicate_warnings(envs: list[m.EnvResult]) -> list[m.InputWarning]:

@@ -414,6 +414,7 @@ class BaselineDiff:
     removed_envs: list[str] = field(default_factory=list)
     step_time: list[StepRegression] = field(default_factory=list)  # step-time regressions (report/stepcost.py)
     builds: list[BuildChange] = field(default_factory=list)  # device, device count, torch that changed per env
+    step_before: dict[str, dict[tuple[str, int], float]] = field(default_factory=dict)  # env -> (schedule, world) -> ms
     lost_allowed: bool = False  # --allow-lost-coverage: lost coverage is listed but does not gate
 
     def changed(self, env: str) -> list[BuildChange]:

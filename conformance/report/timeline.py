@@ -11,7 +11,10 @@ from html import escape
 
 from conformance.protocol.stepcost import Trace
 
-COLOURS = {"F": "#4e79a7", "I": "#f28e2b", "W": "#59a14f", "B": "#e15759"}
+# W light and B dark: told apart by lightness too, so without red-green vision (deuteranopia) as well.
+COLOURS = {"F": "#4e79a7", "I": "#f28e2b", "W": "#a6d96a", "B": "#b2182b"}
+# The text on each (contrast 4.5:1 or more).
+LABEL_COLOURS = {"F": "#ffffff", "I": "#000000", "W": "#000000", "B": "#ffffff"}
 KIND_NAMES = {"F": "forward", "I": "input gradient", "W": "weight gradient", "B": "full backward"}
 IDLE = "#e8e8e8"
 LANE_H, GAP, LEFT, TOP, AXIS = 22, 6, 64, 8, 22
@@ -72,7 +75,8 @@ def svg(trace: Trace, width: int = 960) -> str:
                          f"<title>{escape(tip)}</title></rect>")
             if w >= 22:
                 parts.append(f'<text x="{x(a) + w / 2:.1f}" y="{y + LANE_H * 0.7:.1f}" font-size="10" '
-                             f'text-anchor="middle" fill="#fff" pointer-events="none">{escape(k)}{mb}'
+                             f'text-anchor="middle" fill="{LABEL_COLOURS.get(k, "#000")}" pointer-events="none">'
+                             f"{escape(k)}{mb}"
                              f"{f'.{s}' if several else ''}</text>")
     axis_y = TOP + len(ranks) * (LANE_H + GAP) + 4
     for tick in _ticks(total):

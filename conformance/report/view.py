@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from conformance.report import model as m
@@ -60,3 +61,31 @@ class View:
 def headline(matrix: m.Matrix) -> str:
     """One line for stdout and the top of the Markdown."""
     return View(matrix).headline(str)
+
+
+_EXPECTATION = re.compile(r"^\S+\.txt:\d+: ")  # "expectations/all.txt:15: ": where the xfail was declared
+_URL = re.compile(r"https?://\S+")
+_TAG = re.compile(r"(github\.com/pytorch/pytorch/(?:blob|tree)/)v\d+\.\d+\.\d+(?=/)")
+
+
+def reason_text(message: str) -> str:
+    """The reason of a failure or xfail for grouping: its first line, without the expectation file:line."""
+    first = message.strip().split("\n", 1)[0]
+    return _EXPECTATION.sub("", first)
+
+
+def strip_links(text: str) -> str:
+    """The text without its URLs (the renderer writes them as links of its own)."""
+    return _URL.sub("", text).rstrip(" :")
+
+
+def release_tag(version: str) -> str:
+    """'2.11.0' of '2.11.0+cu130' (PyTorch's git tags are v<major>.<minor>.<patch>), '' when it is no release."""
+    match = re.match(r"(\d+\.\d+\.\d+)(?:$|[+])", version)
+    return match.group(1) if match else ""
+
+
+def release_link(url: str, tag: str) -> str:
+    """A link into PyTorch's source at a release tag, pointed at `tag` (an xfail written against 2.13 names the code
+    a 2.11 run actually ran)."""
+    return _TAG.sub(rf"\g<1>v{tag}", url) if tag else url
