@@ -81,6 +81,7 @@ def test_dry_run_prints_the_plan(fresh_env):
     proc = install(fresh_env, "--device", "cuda", "--dry-run", env={"TORCH_VERSION": "2.14.1"})
     assert proc.returncode == errors.OK
     assert '"requirement": "torch==2.14.1+cu130"' in proc.stdout
+    assert '"host_lacks_device": ' in proc.stdout, "the dry run says whether install-torch would leave torch out"
 
 
 def test_same_release_already_installed_is_kept_when_the_index_is_unreachable():
@@ -182,16 +183,18 @@ def test_constraints_that_exclude_the_pin_are_left_out_of_its_pip_call(tmp_path,
     caps = tmp_path / "constraints.txt"
     caps.write_text("# cap\ntorch<=2.14.1\ntorchvision<=0.29.1\nnumpy<3\n")
     monkeypatch.setenv("PIP_CONSTRAINT", str(caps))
-    env = install_torch._constraint_env("2.15.0")
+    folder = tmp_path / "lifted"
+    folder.mkdir()
+    env = install_torch._constraint_env("2.15.0", str(folder))
     assert env is not None
     lifted = env["PIP_CONSTRAINT"]
-    assert lifted != str(caps) and os.path.isfile(lifted)
+    assert lifted != str(caps) and os.path.isfile(lifted) and lifted.startswith(str(folder))
     kept = [line for line in open(lifted).read().splitlines() if line and not line.startswith("#")]
     assert kept == ["torchvision<=0.29.1", "numpy<3"], "only the torch line goes"
     said = capsys.readouterr().out
     assert "`torch<=2.14.1` in " + str(caps) in said and "every other constraint still applies" in said
-    assert install_torch._constraint_env("2.14.1") is None, "a release the cap allows changes nothing"
-    assert install_torch._constraint_env("2.13.0") is None
+    assert install_torch._constraint_env("2.14.1", str(folder)) is None, "a release the cap allows changes nothing"
+    assert install_torch._constraint_env("2.13.0", str(folder)) is None
 
 
 @pytest.mark.parametrize("spec,version,allowed", [

@@ -111,11 +111,11 @@ def _is_torch_line(line: str) -> re.Match[str] | None:
     return m if m and re.sub(r"[-_.]+", "-", m.group("name")).lower() == "torch" else None
 
 
-def _constraint_env(version: str) -> dict[str, str] | None:
-    """The environment for pip when a constraints file excludes torch `version`; None when nothing does."""
+def _constraint_env(version: str, folder: str) -> dict[str, str] | None:
+    """The environment for pip when a constraints file excludes torch `version` (the filtered copies go to
+    `folder`, which lives as long as the pip call); None when nothing does."""
     excluding: list[tuple[str, str]] = []
     kept: list[str] = []
-    folder = ""
     for source in _constraint_sources():
         if "://" in source and not source.startswith("file://"):
             kept.append(source)  # a remote constraints file: cannot be filtered, pip reads it as it is
@@ -135,7 +135,6 @@ def _constraint_env(version: str) -> dict[str, str] | None:
                 out.append(f"# left out by conformance install-torch for torch {version}: {line}")
             else:
                 out.append(line)
-        folder = folder or tempfile.mkdtemp(prefix="conformance-constraints-")
         copy = os.path.join(folder, f"{len(kept)}-{os.path.basename(path)}")
         with open(copy, "w", encoding="utf-8") as fh:
             fh.write("\n".join(out) + "\n")
@@ -153,7 +152,9 @@ def _constraint_env(version: str) -> dict[str, str] | None:
 def run(args: argparse.Namespace) -> int:
     plan = builds.plan(args.device)
     if args.dry_run:
-        print(json.dumps({**plan.__dict__, "requirement": plan.exact_requirement}, indent=2))
+        lacks = builds.host_lacks(profiles.get(args.device)) if plan.source == "pinned" else ""
+        print(json.dumps({**plan.__dict__, "requirement": plan.exact_requirement, "host_lacks_device": lacks},
+                         indent=2))
         return errors.OK
     if plan.source == "host":
         return _link_host_torch(plan)
@@ -234,7 +235,8 @@ def _default_index_note(plan: builds.TorchPlan) -> str:
 
 
 def _pip_or_explain(plan: builds.TorchPlan, pip_args: list[str], requirement: str, tried: str) -> int:
-    code = _pip(pip_args, _constraint_env(plan.version))
+    with tempfile.TemporaryDirectory(prefix="conformance-constraints-") as folder:
+        code = _pip(pip_args, _constraint_env(plan.version, folder))
     if code != 0:
         sys.stderr.write(
             f"conformance install-torch: could not install {requirement} for the {plan.device} env from {tried}.\n"
