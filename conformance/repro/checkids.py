@@ -126,6 +126,12 @@ UNCOVERED: dict[str, str] = {
     "test_behaviour.py::test_behaviour_memory_order": "memory order needs an accelerator's allocator statistics",
     "test_identity.py::test_build_identity": "build identity is about this project's env, not pipelining",
 }
+# Check modules added after repro whose checks have no reproduction yet: `repro` says so instead of guessing.
+UNCOVERED_AREAS: dict[str, str] = {
+    "test_graphs.py": "the graphs area (plans, receive order, many FSDP2 stages) has no script builder yet",
+    "test_training.py": "the training area has no script builder yet",
+    "test_step_tier.py": "the step tier area has no script builder yet",
+}
 COVERS = ("the schedules, composition and behaviour areas and the split checks of the expectation files "
           "(README: From a red cell to an upstream report)")
 CHECKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suite", "checks")
@@ -177,6 +183,8 @@ def why_not(check_id: str) -> str:
     function = cid.partition("[")[0]
     if function in UNCOVERED:
         return f"{cid}: repro does not cover this check ({UNCOVERED[function]})"
+    if cid.partition("::")[0] in UNCOVERED_AREAS and _defined(function):
+        return f"{cid}: repro does not cover this check ({UNCOVERED_AREAS[cid.partition('::')[0]]})"
     if function not in {f"{f.module}::{f.test}" for f in FAMILIES} and _defined(function):
         return f"{cid}: repro does not cover {function}; it covers {COVERS}"
     near = difflib.get_close_matches(cid, covered_ids(), n=3, cutoff=0.5)

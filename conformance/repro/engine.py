@@ -51,7 +51,7 @@ def scenario(check_id: str) -> checkids.Scenario:
 
 def file_stem(check_id: str) -> str:
     """`repro_<check id as a file name>`, short enough for every file system."""
-    slug = re.sub(r"[^A-Za-z0-9.]+", "_", checkids.normalize(check_id).replace(".py::", "__")).strip("_.")
+    slug = re.sub(r"[^A-Za-z0-9._]+", "_", checkids.normalize(check_id).replace(".py::", "__")).strip("_.")
     return "repro_" + slug[:120]
 
 

@@ -142,7 +142,7 @@ def build_stages(rank, device, x0, s0):
     cls = getattr(pp, SCHEDULE, None)
     if cls is None:
         raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{SCHEDULE}")
-    per, stages, names = N_LAYERS // N_STAGES, [], []
+    per, stages = N_LAYERS // N_STAGES, []
     spec = {f"layers.{s * per}": pp.SplitPoint.BEGINNING for s in range(1, N_STAGES)}  # [tracer]
     kw = {"scale": s0} if s0 is not None else None  # [tracer]
     pipe = pp.pipeline(Model().to(device, DTYPE), mb_args=(x0,), mb_kwargs=kw, split_spec=spec)  # [tracer]
@@ -150,12 +150,10 @@ def build_stages(rank, device, x0, s0):
         raise AssertionError(f"pipeline(): {pipe.num_stages} stages for {sorted(spec)}, expected {N_STAGES}")  # [tracer]
     for s in STAGES[rank]:
         stages.append(pipe.build_stage(s, device, None))  # [tracer]
-        names.append({n: n.replace("_", ".") for n, _ in stages[-1].submod.named_parameters()})  # [tracer]
         part = Model().to(device, DTYPE)  # [manual]
-        part.layers = part.layers[s * per:(s + 1) * per]  # [manual]
+        part.layers = part.layers[s * per:(s + 1) * per]  # a slice keeps the blocks' names: layers.4, ...  # [manual]
         stages.append(pp.PipelineStage(part, s, N_STAGES, device))  # [manual]
-        names.append({n: f"layers.{s * per + int(n.split('.')[1])}.{n.split('.', 2)[2]}"  # [manual]
-                      for n, _ in part.named_parameters()})  # [manual]
+    names = [{n: n.replace("_", ".") for n, _ in st.submod.named_parameters()} for st in stages]  # the model's names
     kw = {"scale_grads": SCALE_GRADS} if "scale_grads" in inspect.signature(cls.__init__).parameters else {}
     sched = cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=F.mse_loss, **kw)
     return stages, names, sched, bool(kw) and SCALE_GRADS  # gradients averaged over microbatches (torch >= 2.7)

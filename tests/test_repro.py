@@ -1,0 +1,140 @@
+"""`conformance repro`: the check-id grammar against the suite, the expectation entries' reproductions, the command's
+messages and files, and that the generator never imports torch. The scripts themselves run in test_repro_scripts.py."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import cli
+from conformance.repro import checkids, commandline, engine, issue
+
+ROOT = Path(__file__).resolve().parents[1]
+STDLIB = set(sys.stdlib_module_names)
+
+
+def collected_ids(tmp_path: Path) -> set[str]:
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml",
+                           str(tmp_path / "ids.xml"), "--", "--collect-only", "-q"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    return {line.strip().rsplit("/", 1)[-1] for line in proc.stdout.splitlines() if "::" in line}
+
+
+def test_grammar_is_the_suites_parametrization(tmp_path):
+    """Every id repro covers is a collected check, and every collected check of a covered function is covered."""
+    pytest.importorskip("torch", reason="collecting the multi-rank checks needs torch")
+    ids = collected_ids(tmp_path)
+    assert len(ids) > 400, "collection failed"
+    covered = set(checkids.covered_ids())
+    assert not covered - ids, f"repro ids the suite does not have: {sorted(covered - ids)[:5]}"
+    functions = {f"{f.module}::{f.test}" for f in checkids.FAMILIES}
+    missing = sorted(i for i in ids if i.partition("[")[0] in functions and i not in covered)
+    assert not missing, f"checks of covered functions repro cannot parse: {missing[:5]}"
+
+
+def test_the_reports_command_list_is_the_grammar():
+    assert commandline.COVERED_FUNCTIONS == {f"{f.module}::{f.test}" for f in checkids.FAMILIES}
+
+
+def test_every_expectation_entry_maps_to_a_reproduction():
+    """A known upstream problem always has its script: the entry's prefix names the check id repro writes it for."""
+    entries = engine.all_entries()
+    assert len(entries) >= 20
+    for e in entries:
+        if e.prefix.partition("::")[0] in checkids.UNCOVERED_AREAS:  # named in `repro`'s message and the README
+            assert "repro does not cover" in checkids.why_not(e.prefix + "x]"), e.where
+            continue
+        cid = engine.entry_check_id(e.prefix)
+        assert cid is not None and cid.startswith(e.prefix), f"{e.where}: no reproduction for {e.prefix!r}"
+        device = Path(e.file).stem if Path(e.file).stem != "all" else "cpu"
+        sc, script = engine.generate(cid, device)
+        compile(script.text, cid, "exec")
+        assert engine.known_entries(cid), cid
+        assert commandline.repro_command(cid, device) == f"conformance repro {shlex.quote(cid)} --device {device}"
+
+
+def test_every_covered_id_writes_a_script_of_plain_torch():
+    """Each script compiles and imports nothing but the standard library and torch."""
+    longest = 0
+    for cid in checkids.covered_ids():
+        _, script = engine.generate(cid, "cpu")
+        tree = ast.parse(script.text)
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                top = name.split(".")[0]
+                assert top == "torch" or top in STDLIB, f"{cid}: imports {name}"
+        longest = max(longest, len(script.text.splitlines()))
+    assert longest < 215, longest  # the seven known problems' scripts stay under 200 (test_repro_scripts.py)
+
+
+def test_the_generator_never_imports_torch(tmp_path):
+    code = ("import sys\nfrom pathlib import Path\nfrom conformance.repro import checkids, engine\n"
+            "for cid in checkids.covered_ids():\n    engine.generate(cid, 'cpu')\n"
+            f"engine.write(checkids.covered_ids()[0], 'cuda', Path({str(tmp_path)!r}), python=sys.executable, "
+            "run=False)\nassert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("check_id,expect", [
+    ("test_schedules.py::test_schedule[ScheduleGPipee-world2-fp32]",
+     "closest: test_schedules.py::test_schedule[ScheduleGPipe-world2-fp32]"),
+    ("no_such_check", "no check 'no_such_check'"),
+    ("test_backward.py::test_stage_backward[MultiIO-bf16]",
+     "repro does not cover test_backward.py::test_stage_backward"),
+    ("test_behaviour.py::test_step_cost[ScheduleGPipe-world1]", "step cost is a measurement"),
+])
+def test_a_check_it_cannot_write_is_one_line_and_exit_2(capsys, tmp_path, check_id, expect):
+    assert cli.main(["repro", check_id, "--out", str(tmp_path), "--no-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expect in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_device_is_a_usage_error(capsys, tmp_path):
+    assert cli.main(["repro", checkids.covered_ids()[0], "--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+
+
+def test_ids_as_the_report_shows_them():
+    """Node ids with folders and JUnit classnames both name the same check."""
+    sc = checkids.parse("conformance/suite/checks/test_schedules.py::test_schedule_eval[ScheduleDualPipeV-world2]")
+    assert sc is not None and sc.params == {"schedule": "ScheduleDualPipeV", "world": 2, "mode": "eval", "layout": "v"}
+    assert checkids.parse("conformance.suite.checks.test_schedules::test_schedule_eval[ScheduleDualPipeV-world2]") == sc
+    assert commandline.repro_command("test_backward.py::test_stage_backward[MultiIO-bf16]", "cpu") is None
+    assert commandline.repro_command("test_split.py::test_pipeline_twice_same_module", "cuda") == (
+        "conformance repro test_split.py::test_pipeline_twice_same_module --device cuda")
+
+
+def test_the_written_files(capsys, tmp_path):
+    """Without running: the script and an issue body with every section, the known problem and the code path."""
+    cid = "test_composition.py::test_distributed_data_parallel[ScheduleGPipe-world2]"
+    assert cli.main(["repro", cid, "--out", str(tmp_path), "--no-run"]) == 0
+    py = tmp_path / "repro_test_composition__test_distributed_data_parallel_ScheduleGPipe_world2.py"
+    md = py.with_suffix(".md")
+    assert capsys.readouterr().out.split("\n")[:2] == [f"wrote {py}", f"wrote {md}"]
+    body = md.read_text()
+    for section in ("# ScheduleGPipe with DistributedDataParallel", "## Expected", "## What happened",
+                    "## Reproduction", "## Environment", "## Where this comes from",
+                    "conformance/suite/expectations/all.txt:", "stage.py (_forward_metadata_inference)",
+                    "conformance/suite/checks/test_composition.py::test_distributed_data_parallel",
+                    "conformance/suite/ranks/composition.py", "torch>=2.12"):
+        assert section in body, section
+    assert py.read_text() in body
+    assert "WORLD = " in py.read_text() and "'gloo', 2" in py.read_text()
+
+
+def test_issue_body_with_a_run_and_an_environment():
+    text = issue.body(title="T", check_id="c", expected="E", script="print(1)\n```", script_name="r.py", device="cuda",
+                      backend="nccl", world=2, check_path="p", known=[], outcome=issue.Outcome("out ``` x", 1),
+                      env=issue.Environment("PyTorch version: 2.15.0", "NVIDIA H100"), suite_command="s")
+    assert "`python r.py` exited 1: reproduced." in text
+    assert "````\nout ``` x\n````" in text and "````python\nprint(1)\n```\n````" in text
+    assert "- device names: NVIDIA H100" in text and "PyTorch version: 2.15.0" in text
