@@ -17,7 +17,7 @@ from typing import Any
 
 from conformance.pool.scenarios import RankContext, Skip, register
 from conformance.protocol.outcomes import not_applicable
-from conformance.suite import tolerances
+from conformance.suite import tolerances, torch_private
 from conformance.suite.ranks import common, composition, schedules, trace
 
 D = 8  # hidden size of the split-backward models
@@ -203,8 +203,6 @@ def helper_case(ctx: RankContext, kind: str, dtype_id: str) -> dict:
     """`stage_backward_input` then `stage_backward_weight` on a whole two-block stage: the input gradient and every
     weight gradient equal one plain autograd backward."""
     import torch
-
-    from conformance.suite import torch_private
 
     dtype_name = DTYPES[dtype_id]
     if why := tolerances.unsupported(ctx.device_type, dtype_name):
@@ -686,12 +684,6 @@ PLAN_SCHEDULES = ("ScheduleInterleaved1F1B", "ScheduleZBVZeroBubble")
 CUSTOM_TYPES = ("BACKWARD_WEIGHT", "UNSHARD", "RESHARD", "REDUCE_GRAD")
 
 
-def _runtime_class():
-    from torch.distributed.pipelining import schedules as sch
-
-    return getattr(sch, "_PipelineScheduleRuntime", None)
-
-
 def _traced_step(run: dict, sched=None) -> tuple[dict, list]:
     tracer = trace.Tracer(run["dev_type"])
     tracer.attach_all(run["stages"])
@@ -711,7 +703,9 @@ def csv_case(ctx: RankContext, schedule: str, original: dict, plan_actions: list
 
     if reason := api.missing_reason("_load_csv"):
         raise Skip(reason)
-    runtime = _runtime_class()
+    runtime = torch_private.schedule_runtime()
+    if runtime is None:
+        raise Skip(not_applicable("torch.distributed.pipelining.schedules has no _PipelineScheduleRuntime"))
     where = f"{schedule} world {ctx.world_size} rank {ctx.rank}"
     run = _build_run(ctx, schedule)
     fd, path = tempfile.mkstemp(prefix="conformance-plan-", suffix=".csv")
@@ -742,8 +736,6 @@ def csv_case(ctx: RankContext, schedule: str, original: dict, plan_actions: list
 def custom_case(ctx: RankContext, schedule: str, original: dict) -> dict:
     """Custom handlers for W, UNSHARD, RESHARD and REDUCE_GRAD that do the built-in's work: each fires exactly once
     per such action of the lowered plan, in plan order, and the step computes the original numbers."""
-    from torch.distributed.pipelining import schedules as sch
-
     from conformance.torchenv import api
 
     if reason := api.missing_reason("register_custom_function"):
@@ -755,7 +747,7 @@ def custom_case(ctx: RankContext, schedule: str, original: dict) -> dict:
         raise Skip(not_applicable(f"{schedule} is not a _PipelineScheduleRuntime in this build"))
     by_index = {st.stage_index: st for st in run["stages"]}
     fired: list[str] = []
-    types = {name: getattr(sch, name) for name in CUSTOM_TYPES if hasattr(sch, name)}
+    types = torch_private.action_types(CUSTOM_TYPES)
 
     def handler(action, pctx) -> None:
         fired.append(str(action))
