@@ -36,6 +36,7 @@ PLATFORM = "platform"
 TF32 = "tf32"  # numerics pinned in every computing process (conformance.torchenv.device.pin_numerics)
 FLOAT32_MATMUL_PRECISION = "float32_matmul_precision"
 RUN_STATUS = "run_status"  # why the run stopped early; only in a report rebuilt from the journal
+INCOMPLETE = "conformance_incomplete"  # merged.xml only: why an env's results are partial (the report writes it)
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.protocol import properties
 from conformance.protocol.files import JOURNAL_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX
 from conformance.report import model as m
 from conformance.report.junit_in import parse_file
@@ -225,7 +226,7 @@ def read_inputs(files: list[Path]) -> tuple[list[m.EnvResult], list[m.InputWarni
 
 def _group_folder(env: m.EnvResult, crowded: set[str]) -> str | None:
     """The folder this env's file is grouped under, or None when it stays its own env."""
-    if "env" in env.properties:
+    if properties.ENV in env.properties:
         return None
     path = Path(env.path)
     parts = path.parts
@@ -242,7 +243,7 @@ def group_envs(envs: list[m.EnvResult]) -> list[m.EnvResult]:
     so 2,000 Surefire files are one column, not 2,000."""
     per_folder: dict[str, int] = {}
     for env in envs:
-        if "env" not in env.properties:
+        if properties.ENV not in env.properties:
             folder = str(Path(env.path).parent)
             per_folder[folder] = per_folder.get(folder, 0) + 1
     crowded = {folder for folder, n in per_folder.items() if n > GROUP_MIN_FILES}

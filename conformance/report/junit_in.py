@@ -17,6 +17,7 @@ from typing import BinaryIO
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
+from conformance.protocol import properties
 from conformance.report import model as m
 from conformance.report.classify import classify
 from conformance.report.matrix import describe_runs
@@ -541,5 +542,5 @@ def _finish(out: Parsed, reader: _Reader, problem: str, slug: str, path: str, sp
         out.warnings.append(m.InputWarning(path, "contains no testcases (nothing collected?)", slug=m.W_NO_TESTS))
     for env in envs:
         if not split:
-            env.name = env.properties.get("env") or default_env
+            env.name = env.properties.get(properties.ENV) or default_env
     out.envs = envs

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import TextIO
 
 from conformance import errors
+from conformance.protocol import properties
 from conformance.report import model as m
 from conformance.report.junit_in import MERGED_MARKER
 
@@ -127,9 +128,9 @@ def _suite(col: m.EnvColumn, names: _Names) -> Iterator[str]:
     """The suite of one env in chunks: head and properties, testcases in batches, captured output."""
     env = col.result
     props = dict(env.properties)
-    props.setdefault("env", env.name)
+    props.setdefault(properties.ENV, env.name)
     if env.incomplete:
-        props["conformance_incomplete"] = env.incomplete
+        props[properties.INCOMPLETE] = env.incomplete
     head = (f'<testsuite name="{_attr(env.name)}" tests="{env.tests}" failures="{env.failures}" '
             f'errors="{env.errors}" skipped="{env.skipped}" time="{_seconds(_env_seconds(env))}"')
     if env.timestamp:
