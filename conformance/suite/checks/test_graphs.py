@@ -95,10 +95,11 @@ def test_split_backward_schedule(cached_run, model, schedule, dtype):
     require(schedule)
     data = cached_run(SPLIT_WORLD, "graphs_split", schedule=schedule)
     outcomes = judge_case(data, f"{model}-{dtype}")
-    n_params = sum(o["grads"] for o in outcomes)
-    if n_params == 0 or sum(o["losses"] for o in outcomes) != 4:
-        raise AssertionError(f"{schedule} ({model}, {dtype}): compared {n_params} gradients and "
-                             f"{sum(o['losses'] for o in outcomes)} losses; expected every stage's and 4 losses")
+    n_params, n_losses, want = (sum(o["grads"] for o in outcomes), sum(o["losses"] for o in outcomes),
+                                outcomes[0]["model_params"])
+    if n_params != want or n_losses != 4:
+        raise AssertionError(f"{schedule} ({model}, {dtype}): the ranks compared {n_params} gradients and {n_losses} "
+                             f"losses; the model has {want} parameters and the step 4 microbatches")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def split_case(ctx: RankContext, schedule: str, kind: str, dtype_id: str) -> dic
                 raise AssertionError(f"{cmp.api}: {name} has no gradient [{cmp.where}]")
             cmp.close(prm.grad, ref_grads[name], f"gradient of {name}")
             n_grads += 1
-    return {"grads": n_grads, "losses": len(losses) if last else 0}
+    return {"grads": n_grads, "losses": len(losses) if last else 0, "model_params": len(ref_grads)}
 
 
 def helper_case(ctx: RankContext, kind: str, dtype_id: str) -> dict:
