@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from html import escape
+
 import pytest
 
+from conformance.protocol.stepcost import STEPCOST, TRACE, Trace
 from conformance.report import decompose as d
+from conformance.report import html, jsonfmt, markdown, stepcost, timeline
+from conformance.report import model as m
+from conformance.report.matrix import build_matrix
 
 # Two ranks, two stages, one microbatch (times in us). Rank 1's F0 starts 5 us after rank 0's F0 ended (a 10 us
 # wait for it, then 5 us of overhead); rank 0's B0 waits 27 us for rank 1's B0, then starts 3 us after it; rank 1
@@ -134,3 +141,75 @@ def test_definitions_name_every_figure_the_report_shows():
     for word in ("Step time", "Ideal", "bubble", "wait", "overhead", "idle", "Achievable", "efficiency",
                  "Split inflation"):
         assert word in d.DEFINITIONS
+
+
+# --- in the report: the JSON carries the analysis; HTML and Markdown show the columns, bars and definitions ---
+
+def _env_with_tier() -> m.EnvResult:
+    """An env with the step-cost model's 1F1B row and the realistic tier's ZBV row, each with its trace."""
+    cost = {"schedule": "Schedule1F1B", "world": 2, "n_mb": 1, "steps": 7, "step_ms": 0.07, "ideal_ms": 0.05,
+            "bubble": 0.29, "bubble_theory": 0.5, "peak_bytes": {"0": 2**30, "1": 2**30}, "device": "NVIDIA H100",
+            "traced_step_ms": 0.07}
+    tier = {**cost, "schedule": "ScheduleZBVZeroBubble", "world": 1, "traced_step_ms": 0.024,
+            "model": "4 transformer blocks per rank"}
+    props = {"env": "cuda",
+             f"{STEPCOST}test_step_cost[Schedule1F1B-world2]": json.dumps(cost),
+             f"{TRACE}test_step_cost[Schedule1F1B-world2]": json.dumps(TWO_STAGES),
+             f"{STEPCOST}test_step_tier[ScheduleZBVZeroBubble-world1]": json.dumps(tier),
+             f"{TRACE}test_step_tier[ScheduleZBVZeroBubble-world1]": json.dumps(SPLIT)}
+    cells = [m.Cell("test_behaviour", "test_step_cost[Schedule1F1B-world2]", m.PASSED, 1.0)]
+    return m.EnvResult("cuda", "cuda.xml", cases=cells, properties=props)
+
+
+@pytest.fixture
+def mat() -> m.Matrix:
+    return build_matrix([_env_with_tier()], [], [], generated_at="2026-01-01T00:00:00+00:00", generator="c 9")
+
+
+def test_json_rows_carry_the_decomposition_achievable_step_and_efficiency(mat):
+    rows = {r["check"]: r for r in json.loads(jsonfmt.render_json(mat))["envs"][0]["stepcost"]}
+    one = rows["test_step_cost[Schedule1F1B-world2]"]
+    assert one["decomposition"]["0"] == {"F": 0.01, "I": 0.0, "W": 0.0, "B": 0.02, "wait": 0.027, "overhead": 0.003,
+                                         "idle": 0.01, "window": 0.07, "actions": 2}
+    assert one["achievable_ms"] == 0.05 and one["efficiency"] == pytest.approx(0.7143)
+    tier = rows["test_step_tier[ScheduleZBVZeroBubble-world1]"]
+    assert tier["model"] == "4 transformer blocks per rank" and tier["efficiency"] == 0.5
+    assert "inflation" not in tier  # no non-split tier row at world 1 to compare with
+
+
+def test_tables_per_family_with_the_new_columns_and_the_definitions(mat):
+    col = mat.envs[0]
+    captions = [c for c, _ in stepcost.tables(col.costs)]
+    assert captions[0].startswith("step-cost model") and captions[1] == "realistic tier: 4 transformer blocks per rank"
+    cells = stepcost.row_cells(col.costs[0][1], stepcost.analysis(col)[col.costs[0][0]])
+    assert dict(zip(stepcost.HEAD, cells, strict=True))["efficiency"] == "71%"
+    assert stepcost.row_cells(col.costs[0][1])[-3:] == ["—", "—", "—"]
+    text = markdown.render_markdown(mat)
+    assert "| achievable ms | efficiency | split inflation |" in text and "| 0.05 | 71% | — |" in text
+    assert "Achievable = the executed order replayed" in text
+    page = html.render_html(mat)
+    assert escape(stepcost.DEFINITIONS) in page and page.count('<svg class="stack"') == 2
+    assert "wait on another rank 0.02 ms (mean over ranks)" in page  # the 1F1B bar: mean wait (27 + 10) / 2 us
+
+
+def test_the_timeline_spans_the_recorded_step_windows():
+    trace = Trace.from_json(json.dumps(TWO_STAGES))
+    assert trace is not None and timeline.span(trace) == (0, 70)
+    old = Trace.from_json(json.dumps({k: v for k, v in TWO_STAGES.items() if k != "window"}))
+    assert old is not None and timeline.span(old) == (0, 60)
+
+
+def test_a_tier_row_is_never_compared_with_the_step_cost_models_row_of_the_same_schedule(mat):
+    times = stepcost.step_times(mat.envs[0].costs)
+    assert set(times) == {("Schedule1F1B", 2), ("ScheduleZBVZeroBubble [test_step_tier]", 1)}
+
+
+def test_a_timeline_says_which_step_it_is(mat):
+    page = html.render_html(mat)
+    assert "the median of 7 traced steps: the table's 0.07 ms" in page  # the payload names its traced step
+    old = _env_with_tier()
+    key = f"{STEPCOST}test_step_cost[Schedule1F1B-world2]"
+    old.properties[key] = json.dumps({k: v for k, v in json.loads(old.properties[key]).items()
+                                      if k != "traced_step_ms"})
+    page = html.render_html(build_matrix([old], [], [], generated_at="2026-01-01T00:00:00+00:00", generator="c 9"))
+    assert "an older run's one traced step, the last; the table's 0.07 ms is the median of 7" in page
