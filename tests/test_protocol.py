@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
 from conformance.protocol import journal, outcomes, properties, stepcost
+
+ROOT = Path(__file__).resolve().parents[1]
 
 META = {"env": "cpu", "device": "cpu", "device_available": "true", "device_reason": "", "device_count": "1",
         "device_names": "x86_64", "torch_version": "2.13.0+cpu", "torch_variant": "cpu", "torch_source": "pinned",
@@ -101,3 +104,14 @@ def test_journal_records_fold_into_one_result_per_check(tmp_path):
     assert data.properties == {"env": "cpu"} and not data.ended and data.running == "t.py::c"
     assert (a.outcome, a.message, a.duration, a.finished) == ("failed", "E assert 1 == 2", 1.5, True)
     assert (b.outcome, b.message) == ("xfail", "known") and c.started and not c.outcome
+
+
+def test_suite_args_are_the_flags_the_suite_declares():
+    from conformance.protocol import argv
+
+    assert argv.suite_args("rocm", "rocm-7", strict=True) == ["--device", "rocm", "--env-name", "rocm-7",
+                                                               "--strict-device"]
+    assert argv.STRICT_DEVICE not in argv.suite_args("cpu", "cpu")
+    options = (ROOT / "conformance" / "suite" / "options.py").read_text(encoding="utf-8")
+    for flag in ("DEVICE", "ENV_NAME", "STRICT_DEVICE", "CHECK_TIMEOUT", "POOL"):
+        assert f"group.addoption(argv.{flag}," in options, f"suite/options.py must declare argv.{flag}"

@@ -7,15 +7,12 @@ PyTorch's MultiProcessTestCase does (for debugging, and the benchmark's baseline
 
 from __future__ import annotations
 
-from typing import Literal
-
 from conformance.pool import inprocess, worker
 from conformance.pool.local import LocalPool, PoolError, RunReport
 from conformance.protocol import settings
 from conformance.protocol.tasks import Task
 from conformance.torchenv.profiles import Profile
 
-Mode = Literal["persistent", "isolate"]  # settings.POOL_MODES, typed
 DEFAULT_TIMEOUT_S = float(settings.CHECK_TIMEOUT.default)
 
 
@@ -24,7 +21,7 @@ class Unavailable(Exception):
 
 
 class Pools:
-    def __init__(self, profile: Profile, backend: str, device_count: int, *, mode: Mode = "persistent",
+    def __init__(self, profile: Profile, backend: str, device_count: int, *, mode: str = settings.POOL_MODES[0],
                  timeout_s: float = DEFAULT_TIMEOUT_S, launcher=None, scenario_modules: tuple[str, ...] = ()):
         if mode not in settings.POOL_MODES:
             raise ValueError(f"unknown pool mode {mode!r}: choose one of {', '.join(settings.POOL_MODES)}")

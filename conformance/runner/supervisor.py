@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from conformance import errors
-from conformance.protocol import files, settings
+from conformance.protocol import argv, files, settings
 from conformance.signals import signal_name
 
 SUITE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suite", "checks")
@@ -82,10 +82,8 @@ def time_limit_from_env() -> float | None:
 def pytest_command(req: RunRequest) -> list[str]:
     cmd = [sys.executable, "-c", _BOOTSTRAP, "-p", "conformance.suite.plugin", "-p", "conformance.suite.journal",
            "-c", os.path.join(SUITE_DIR, "pytest.ini"), "--rootdir", SUITE_DIR,
-           "--device", req.device, "--env-name", req.env, "-o", f"junit_suite_name={req.env}",
+           *argv.suite_args(req.device, req.env, req.strict), "-o", f"junit_suite_name={req.env}",
            "--junitxml", req.partial]
-    if req.strict:
-        cmd.append("--strict-device")
     return [*cmd, SUITE_DIR, *req.extra]
 
 

@@ -40,8 +40,8 @@ def rank_pool(conformance: State) -> Iterator[pools.Pools]:
         from conformance.pool import launcher as launcher_mod
 
         launcher = launcher_mod.from_env(profile, dev.backend, timeout_s=opts.check_timeout)
-    p = pools.Pools(profile, dev.backend, dev.count, mode=opts.pool, timeout_s=opts.check_timeout,  # type: ignore[arg-type]
-                    launcher=launcher, scenario_modules=ranks.MODULES)
+    p = pools.Pools(profile, dev.backend, dev.count, mode=opts.pool, timeout_s=opts.check_timeout, launcher=launcher,
+                    scenario_modules=ranks.MODULES)
     yield p
     p.close()
 

@@ -151,7 +151,7 @@ def restore_defaults() -> None:
     no deterministic-only mode, no autocast. Used after a check found a change, so it does not spill over."""
     import torch
 
-    from conformance.torchenv import device
+    from conformance.torchenv.device import pin_numerics
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -163,7 +163,7 @@ def restore_defaults() -> None:
                     setattr(owner, name, "none")
             except (AttributeError, RuntimeError, TypeError, ValueError):
                 pass
-        device.pin_numerics()
+        pin_numerics()
     torch.set_default_dtype(torch.float32)
     torch.set_grad_enabled(True)
     torch.use_deterministic_algorithms(False)

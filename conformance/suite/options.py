@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance.protocol import settings
+from conformance.protocol import argv, settings
 from conformance.torchenv import builds
-
-POOL_MODES = ("persistent", "isolate")
 
 
 @dataclass(frozen=True)
@@ -27,23 +25,23 @@ class Options:
 
 def add(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "pipeline-parallel device conformance")
-    group.addoption("--device", dest="conformance_device", default=None,
+    group.addoption(argv.DEVICE, dest="conformance_device", default=None,
                     help=f"device under test: {', '.join(builds.DEVICES)} "
                          f"(env {settings.DEVICE.name}, ini conformance_device)")
     parser.addini("conformance_device", "device under test", default="")
-    group.addoption("--env-name", dest="conformance_env", default=None,
+    group.addoption(argv.ENV_NAME, dest="conformance_env", default=None,
                     help=f"column name in the report (env {settings.ENV.name}, else TOX_ENV_NAME, else the device)")
     parser.addini("conformance_env", "column name in the report", default="")
-    group.addoption("--strict-device", dest="conformance_strict", action="store_true", default=None,
+    group.addoption(argv.STRICT_DEVICE, dest="conformance_strict", action="store_true", default=None,
                     help=f"an absent device fails every check instead of reporting it unavailable "
                          f"(env {settings.STRICT.name}=1, ini conformance_strict)")
     parser.addini("conformance_strict", "absent device is a failure", type="bool", default=False)
-    group.addoption("--check-timeout", dest="conformance_check_timeout", default=None, type=float,
+    group.addoption(argv.CHECK_TIMEOUT, dest="conformance_check_timeout", default=None, type=float,
                     help=f"seconds one multi-rank check may take before its ranks' stacks are dumped and the "
                          f"ranks restarted (env {settings.CHECK_TIMEOUT.name}, ini conformance_check_timeout; "
                          f"default {settings.CHECK_TIMEOUT.default})")
     parser.addini("conformance_check_timeout", "multi-rank check timeout in seconds", default="")
-    group.addoption("--pool", dest="conformance_pool", default=None, choices=POOL_MODES,
+    group.addoption(argv.POOL, dest="conformance_pool", default=None, choices=settings.POOL_MODES,
                     help=f"persistent: start ranks once per world size (default); isolate: fresh ranks for "
                          f"every check (env {settings.POOL.name}, ini conformance_pool)")
     parser.addini("conformance_pool", "rank pool mode", default="")
@@ -88,6 +86,7 @@ def _check_timeout(config: pytest.Config) -> float:
 
 def _pool(config: pytest.Config) -> str:
     mode = _value(config, "conformance_pool", settings.POOL, "conformance_pool")
-    if mode not in POOL_MODES:
-        raise pytest.UsageError(f"{settings.POOL.name}/--pool must be one of {', '.join(POOL_MODES)}, got {mode!r}")
+    if mode not in settings.POOL_MODES:
+        raise pytest.UsageError(f"{settings.POOL.name}/--pool must be one of {', '.join(settings.POOL_MODES)}, "
+                                f"got {mode!r}")
     return mode
