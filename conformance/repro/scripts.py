@@ -140,6 +140,8 @@ def _schedule(sc: Scenario, target: Target) -> tuple[str, str, str]:
         consts = _constants(SCHEDULE=name, CASE=case, N_STAGES=n_st, N_MB=n_mb, STAGES=stages, RTOL=rtol,
                             ATOL=atol, TITLE=title, EXPECTED=expected)
         return consts + t.CONSTRUCTOR_ERROR, title, expected
+    if p.get("option"):
+        return _receive_order(sc, target)
     what, expected = SCHEDULE_TESTS[sc.test]
     layout = {"single": "one stage per rank", "looped": "two looped stages per rank",
               "v": "two stages per rank in a V"}[p["layout"]]
@@ -153,6 +155,19 @@ def _schedule(sc: Scenario, target: Target) -> tuple[str, str, str]:
                         EXPECTED=expected)
     features = {p.get("builder", "manual"), "names"}
     return consts + t.TRANSFORMER_LIKE + select(t.STAGES, features) + t.SCHEDULE_RUN, title, expected
+
+
+def _receive_order(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    name, world, option = sc.params["schedule"], sc.world, sc.params["option"]
+    title = (f"{name}({option}=True) computes other numbers than the default receive order (world {world}, "
+             f"{target.name}/{target.backend})")
+    expected = (f"{option}=True changes when receives are posted, not what the step computes: the same losses, "
+                "merged outputs and gradients as the default, bit for bit")
+    consts = _constants(SCHEDULE=name, N_STAGES=num_stages(name, world), N_MB=default_microbatches(name, world),
+                        STAGES=_stages(name, world), DTYPE="float32", RTOL=0.0, ATOL=0.0, D_HID=16, MB_SIZE=2,
+                        N_LAYERS=8, SEED=0, SCALE_GRADS=True, OPTIONS={option: True}, TITLE=title, EXPECTED=expected)
+    body = t.TRANSFORMER_LIKE + select(t.STAGES, {"manual", "options"}) + t.RECEIVE_ORDER
+    return consts + body, title, expected
 
 
 def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:
@@ -183,8 +198,9 @@ def _composition(sc: Scenario, target: Target) -> tuple[str, str, str]:
     p = sc.params
     name, world, kind = p["schedule"], sc.world, p["kind"]
     c = composition_rank
-    pp = c.PP
-    n_st = pp if name in SINGLE else 2 * pp
+    pp, local = c.PP, p.get("local_stages")
+    n_st = pp * local if local else pp if name in SINGLE else 2 * pp
+    stages = {r: [r + k * pp for k in range(local)] for r in range(pp)} if local else _stages(name, pp)
     other = "tp" if kind == "tp" else "dp"
     dtype = "bfloat16" if p.get("mixed_precision") else "float32"
     rtol, atol = _tol(target, dtype)
@@ -192,10 +208,11 @@ def _composition(sc: Scenario, target: Target) -> tuple[str, str, str]:
                                      ", reshard_after_forward=False" if kind == "fsdp" else "")
     if p.get("mixed_precision"):
         how += ", MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)"
-    title = f"{name} with {how} fails (mesh pp={pp} x {other}={world // pp}, {target.name}/{target.backend})"
+    title = (f"{name} with {how}{f', {local} stages per rank' if local else ''} fails (mesh pp={pp} x {other}="
+             f"{world // pp}, {target.name}/{target.backend})")
     expected = (f"every microbatch loss, every full gradient and every parameter after each of {c.STEPS} SGD steps "
                 f"equal the unsplit model's on the same global batch (rtol={rtol}, atol={atol})")
-    consts = _constants(SCHEDULE=name, PP=pp, OTHER=other, N_STAGES=n_st, N_MB=4, STAGES=_stages(name, pp),
+    consts = _constants(SCHEDULE=name, PP=pp, OTHER=other, N_STAGES=n_st, N_MB=4, STAGES=stages,
                         RTOL=rtol, ATOL=atol, D_MODEL=c.D_MODEL, MB_SIZE=c.MB_SIZE, N_LAYERS=c.N_LAYERS,
                         STEPS=c.STEPS, LR=c.LR, SEED=c.SEED, DROPOUT=c.DROPOUT if kind == "checkpoint" else 0.0,
                         RESHARD=bool(p.get("reshard")), MIXED=bool(p.get("mixed_precision")), TITLE=title,

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 CHECK, DEVICE_TYPE, BACKEND, WORLD = @CHECK_ID_R@, @TORCH_TYPE@, @BACKEND@, @WORLD@
-IMPORT_FIRST, RANK_ENV, PROCESS_GROUP, TIMEOUT, GRACE = @IMPORT_FIRST@, @RANK_ENV@, @PROCESS_GROUP@, 120, 3  # seconds
+IMPORT_FIRST, RANK_ENV, PROCESS_GROUP, TIMEOUT, GRACE = @IMPORT_FIRST@, @RANK_ENV@, @PROCESS_GROUP@, 300, 3  # seconds
 '''
 
 COMMON = '''
@@ -135,7 +135,7 @@ class Model(nn.Module):
 
 STAGES = '''
 
-def build_stages(rank, device, x0, s0):
+def build_stages(rank, device, x0, s0, **options):
     """This rank's stages (hand-built PipelineStages over slices of the model, or pipeline() + build_stage)."""
     from torch.distributed import pipelining as pp
 
@@ -155,7 +155,9 @@ def build_stages(rank, device, x0, s0):
         stages.append(pp.PipelineStage(part, s, N_STAGES, device))  # [manual]
     names = [{n: n.replace("_", ".") for n, _ in st.submod.named_parameters()} for st in stages]  # the model's names
     kw = {"scale_grads": SCALE_GRADS} if "scale_grads" in inspect.signature(cls.__init__).parameters else {}
-    sched = cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=F.mse_loss, **kw)
+    if set(options) - set(inspect.signature(cls.__init__).parameters):  # [options]
+        raise NotApplicable(f"{SCHEDULE} takes no {', '.join(options)} in torch {torch.__version__}")  # [options]
+    sched = cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=F.mse_loss, **kw, **options)
     return stages, names, sched, bool(kw) and SCALE_GRADS  # gradients averaged over microbatches (torch >= 2.7)
 '''
 
@@ -542,11 +544,41 @@ def judge(data):
     if sum(d["last"] for d in data) != replicas or len(names) != 4 * N_LAYERS:
         return f"{sum(d['last'] for d in data)} last-stage ranks (expected {replicas}), {len(names)} parameters"
     for d in data:
-        held = 4 * N_LAYERS // (PP if len(d["stages"]) == 1 else 2 * PP) * len(d["stages"])
+        held = 4 * (N_LAYERS // N_STAGES) * len(d["stages"])  # two Linear layers per block
         want = {"grads": held * STEPS, "params": held * STEPS, "losses": N_MB * STEPS if d["last"] else 0}
         if {k: d[k] for k in want} != want:
             return f"the rank holding stages {d['stages']} compared {({k: d[k] for k in want})}, expected {want}"
     return None
+'''
+
+RECEIVE_ORDER = '''
+
+def run_rank(rank, device):
+    """One training step with the default receive order, then one with the option on fresh stages: bit-equal."""
+    g = torch.Generator().manual_seed(1234 + SEED)
+    x, y = (torch.randn(N_MB * MB_SIZE, D_HID, generator=g).to(device, DTYPE) for _ in range(2))
+    runs = []
+    for options in ({}, OPTIONS):
+        stages, names, sched, _ = build_stages(rank, device, x[:MB_SIZE], None, **options)
+        first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
+        losses = []
+        out = sched.step(*([x] if first else []), target=y if last else None, losses=losses)
+        got = {f"loss of microbatch {i}": t for i, t in enumerate(losses)} | {"merged outputs": out}
+        runs.append(got | {f"gradient of {names[i][n]}": p.grad for i, st in enumerate(stages)
+                           for n, p in st.submod.named_parameters()})
+    for what, exp in runs[0].items():
+        got = runs[1].get(what)
+        if (got is None) != (exp is None):
+            raise AssertionError(f"{what}: {'missing' if got is None else 'present'} with {OPTIONS}, not by default")
+        if exp is not None and not torch.equal(got.detach(), exp.detach()):
+            diff = (got.detach().float() - exp.detach().float()).abs().max().item()
+            raise AssertionError(f"{what} with {OPTIONS} differs from the default receive order (max difference "
+                                 f"{diff:.3g}) on rank {rank}")
+    return {"compared": sum(v is not None for v in runs[0].values())}
+
+
+def judge(data):
+    return None if all(d["compared"] for d in data) else "a rank compared nothing"
 '''
 
 SPLIT_RUN = '''
