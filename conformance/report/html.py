@@ -18,7 +18,7 @@ from conformance.protocol.stepcost import Trace
 from conformance.report import model as m
 from conformance.report import releases, stepcost, timeline
 from conformance.report.html_assets import CSS, JS, STEPCOST_CSS
-from conformance.report.view import release_tag
+from conformance.report.view import device_names, release_tag
 from conformance.repro.commandline import repro_command
 
 MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
@@ -34,8 +34,8 @@ def _join(*parts: str) -> str:
 
 def _device(col: m.EnvColumn) -> str:
     b = col.build
-    value = b.device_names or b.device
-    if b.device_count not in (0, 1) and "," not in value:
+    value = device_names(b.device_names, b.device_count) if b.device_names else b.device
+    if b.device_count not in (0, 1) and not b.device_names:
         value = f"{b.device_count} × {value}"  # noqa: RUF001 - the multiplication sign is meant
     if not b.device_available:
         value = f"{b.device} unavailable: {b.device_reason}".strip()

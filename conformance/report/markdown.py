@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from conformance.report import model as m
 from conformance.report import releases, stepcost
-from conformance.report.view import View, reason_text, release_link, release_tag, strip_links
+from conformance.report.view import View, device_names, reason_text, release_link, release_tag, strip_links
 
 LIMIT = 65_535  # GitHub's cap for a job summary step and for a comment body
 _RESERVE = 600  # room kept for the truncation note and the legend
@@ -77,7 +77,7 @@ def _env_line(col: m.EnvColumn) -> str:
     runtime = " ".join(x for x in (b.runtime, b.runtime_version) if x)
     if b.driver_version:
         runtime += f", driver {b.driver_version}"
-    device = b.device_names or b.device
+    device = device_names(b.device_names, b.device_count) if b.device_names else b.device
     if not b.device_available:
         device += f" (unavailable{': ' + b.device_reason if b.device_reason else ''})"
     if b.device_simulated:  # a test stand-in (device profile): never real hardware

@@ -89,3 +89,13 @@ def release_link(url: str, tag: str) -> str:
     """A link into PyTorch's source at a release tag, pointed at `tag` (an xfail written against 2.13 names the code
     a 2.11 run actually ran)."""
     return _TAG.sub(rf"\g<1>v{tag}", url) if tag else url
+
+
+def device_names(names: str, count: int) -> str:
+    """'4 x NVIDIA H200' (with the multiplication sign) for 'NVIDIA H200, NVIDIA H200, ...'; other lists as written."""
+    parts = [p.strip() for p in names.split(",")] if names else []
+    if len(parts) > 1 and len(set(parts)) == 1:
+        return f"{len(parts)} × {parts[0]}"  # noqa: RUF001 - the multiplication sign is meant
+    if len(parts) == 1 and count > 1:
+        return f"{count} × {parts[0]}"  # noqa: RUF001 - the multiplication sign is meant
+    return names
