@@ -28,8 +28,10 @@ Layout (format 3)::
                            "message": "flaky: failed then passed; AssertionError: ...",  # only with a reason
                            "runs": ["failed", "passed"]}}}],   # only when the id ran more than once
       "warnings": [{"file": "reports/xpu.xml", "env": "xpu", "slug": "truncated", "problem": "..."}],
-      "baseline": null | {"path": ..., "regressions": [{"env", "id", "before", "after"}], "fixes": [...],
-                          "new": [...], "removed": [...], "new_envs": [...], "removed_envs": [...]}
+      "baseline": null | {"path": ..., "regressions": [{"env", "id", "before", "after"}], "lost": [...],
+                          "fixes": [...], "new": [...], "removed": [...], "new_envs": [...], "removed_envs": [...],
+                          "builds": [{"env", "field", "before", "after"}], "step_time"?: [{"env", "schedule",
+                          "world", "before_ms", "after_ms", "growth"}]}
       "releases": {"axes": [{"device": "cpu", "device_count": "1", "device_names": "x86_64",
                              "releases": [{"release": "2.13", "torch",
                               "source", "envs": [...]}], "counts": {"newly_failing": 1, ...},
