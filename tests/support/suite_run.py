@@ -11,11 +11,13 @@ from pathlib import Path
 Outcomes = dict[str, tuple[str, str, float]]
 
 
-def run_suite(tmp_path: Path, select: str, *extra: str, check_timeout: float = 10, **env: str) -> Outcomes:
-    """{check name: (outcome, message and text, seconds)} of the checks `-k select` picks (plus `extra` args)."""
+def run_suite(tmp_path: Path, select: str, *extra: str, check_timeout: float = 10, python: str = sys.executable,
+              **env: str) -> Outcomes:
+    """{check name: (outcome, message and text, seconds)} of the checks `-k select` picks (plus `extra` args), run
+    by `python` (another torch build's interpreter with this package installed, or this one)."""
     xml = tmp_path / "out.xml"
     full_env = {**os.environ, "CONFORMANCE_CHECK_TIMEOUT": str(check_timeout), **env}
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
+    proc = subprocess.run([python, "-m", "conformance", "run", "--device", "cpu", "--junitxml", str(xml),
                            "--", "-q", "-p", "no:randomly", "-k", select, *extra],
                           env=full_env, capture_output=True, text=True, timeout=600, check=False)
     assert xml.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]

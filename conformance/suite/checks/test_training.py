@@ -3,9 +3,11 @@ gradient, eval/train sequences, pre-split microbatches, shape metadata).
 
 One rank-side task per schedule x world (`conformance.suite.ranks.training`) runs the whole sequence once and
 judges every property where the tensors are; each check id reads its own property's verdict from the cached
-result, so one broken property fails its own check only. Where a rank holds two consecutive stages, eval() itself
-raises upstream (expectations/all.txt): the world-1 run (in-process) shows whether it does, and the multi-rank
-eval properties of that layout are then not applicable instead of hanging the ranks until the pool restarts them.
+result, so one broken property fails its own check only. Ids put the case first (`[scaled-ScheduleGPipe-world2]`),
+so a known upstream behaviour that every schedule shares is one expectation prefix. Where a rank holds two
+consecutive stages, eval() itself raises upstream (expectations/all.txt): the world-1 run (in-process) shows whether
+it does, and the multi-rank eval properties of that layout are then not applicable instead of hanging the ranks
+until the pool restarts them.
 """
 
 from __future__ import annotations
@@ -109,9 +111,9 @@ def check(training, schedule: str, world: int, prop: str, *apis: str) -> None:
     verdict(training(schedule, world), prop)
 
 
-@pytest.mark.parametrize("scaling", ["scaled", "summed"])
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("scaling", ["scaled", "summed"])
 def test_training_accumulation(training, schedule, world, scaling):
     """Two `step()` calls without `zero_grad` in between accumulate: the gradients equal the unsplit model's over
     both steps' microbatches, each step scaled as one step is (`scale_grads=True`: each step's mean, summed;
@@ -119,9 +121,9 @@ def test_training_accumulation(training, schedule, world, scaling):
     check(training, schedule, world, f"accumulation-{scaling}", *(("scale_grads",) if scaling == "summed" else ()))
 
 
-@pytest.mark.parametrize("used", ["some", "never"])
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("used", ["some", "never"])
 def test_training_unused_input(training, schedule, world, used):
     """A stage input that gets no gradient on some (`some`) or all (`never`) microbatches, as conditional and MoE
     layers produce: the unsplit model's gradients, and no gradient where the unsplit model has none (a zero-filled
@@ -134,9 +136,9 @@ EVAL_APIS = {"first": ("eval",), "between": ("eval",), "return_outputs_false": (
              "loss_kwargs": ("eval", "loss_kwargs")}
 
 
-@pytest.mark.parametrize("case", list(EVAL_APIS))
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("case", list(EVAL_APIS))
 def test_training_eval(training, schedule, world, case):
     """eval/train sequences: `eval()` as the very first call (pytorch#162822), step -> eval -> step (eval leaves
     the gradients the steps left and the next step is exact), eval with `return_outputs=False` and with
@@ -144,9 +146,9 @@ def test_training_eval(training, schedule, world, case):
     check(training, schedule, world, f"eval-{case}", *EVAL_APIS[case])
 
 
-@pytest.mark.parametrize("mode", ["step", "eval"])
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("mode", ["step", "eval"])
 def test_training_losses_released(training, schedule, world, mode):
     """The `losses` list a step (or eval) fills holds no autograd graph with saved tensors afterwards: a trainer
     that keeps or aggregates the losses must not keep every microbatch's activations alive (torchtitan PR 4430)."""
@@ -157,9 +159,9 @@ PRESPLIT_APIS = {"step": ("arg_mbs", "target_mbs"), "eval": ("eval", "arg_mbs", 
                  "mismatch": ("arg_mbs", "kwarg_mbs")}
 
 
-@pytest.mark.parametrize("case", list(PRESPLIT_APIS))
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("case", list(PRESPLIT_APIS))
 def test_training_presplit(training, schedule, world, case):
     """Pre-split microbatches (`arg_mbs`, `target_mbs` on step and eval) give the numbers of the schedule's own
     split; containers of the wrong length are refused with ValueError and of the wrong type with TypeError on
@@ -167,9 +169,9 @@ def test_training_presplit(training, schedule, world, case):
     check(training, schedule, world, f"presplit-{case}", *PRESPLIT_APIS[case])
 
 
-@pytest.mark.parametrize("case", ["static", "buffers", "rng"])
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("case", ["static", "buffers", "rng"])
 def test_training_metadata(training, schedule, world, case):
     """Shape metadata: stages given `input_args`/`output_args` give the numbers of runtime inference (`static`);
     runtime inference leaves module buffers (BatchNorm running stats, a call counter: `buffers`) and the random

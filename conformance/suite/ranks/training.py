@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -431,7 +432,7 @@ def losses_hold_graph(run: Run, losses: list, mode: str, source: str = "") -> in
     (activations, targets) stays alive as long as the caller keeps the losses (torchtitan PR 4430: aggregated
     losses kept every microbatch's graph alive)."""
     if source and "error" in run.props.get(source, {}):
-        raise Skip(f"not measured: the {mode} that fills the losses did not complete (see {source})")
+        raise Skip(not_applicable(f"the {mode}() that fills the losses raised here (see the {source} check)"))
     if not run.side.last:
         return 0
     alive = [saved_tensors_alive(loss) for loss in losses]
@@ -516,6 +517,13 @@ def judge_rng(run: Run, before, got) -> int:
     return 1
 
 
+def microbatches(name: str, world: int) -> int:
+    """As few as every schedule's rule allows (1F1B, V: >= num_stages; interleaved: n % (n // W) == 0), at least 2
+    so accumulation and the per-microbatch cases have two microbatches to tell apart: half the schedule area's
+    default, for the CPU suite's time budget."""
+    return max(2, sch.num_stages(name, world))
+
+
 @register("training")
 def run_training(ctx: RankContext, params: dict) -> dict:
     """The training-loop sequence on one schedule: see the module docstring and each property's check."""
@@ -524,7 +532,7 @@ def run_training(ctx: RankContext, params: dict) -> dict:
     name = params["schedule"]
     dtype = torch.float32
     device = ctx.torch_device
-    n_mb = sch.default_microbatches(name, ctx.world_size)
+    n_mb = microbatches(name, ctx.world_size)
     side = build_side(ctx, name, n_mb, device, dtype)
     run = Run(ctx, name, n_mb, device, dtype, side, build_layers(device, dtype, sch.num_stages(name, ctx.world_size)))
     rec = Recorder(run)
@@ -539,18 +547,20 @@ def run_training(ctx: RankContext, params: dict) -> dict:
     # a BatchNorm of a few rows 200x slower (threads spinning at the barrier), which is not what this area measures.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    cpu0 = time.process_time()
     try:
         sequence(run, rec, has_eval and not why_eval)
     except Stop:
         pass
     finally:
         torch.set_num_threads(threads)
+    cpu_s = time.process_time() - cpu0
     if ctx.world_size > 1:
         rec.skip("seq_len", "not measured: a sequence length change runs at world 1 only")
     for prop in PROPERTIES:
         run.props.setdefault(prop, {"skip": "not measured: the task stopped at an earlier property on this rank"})
     return {"rank": ctx.rank, "stages": side_stages(run), "last": side.last, "n_mb": n_mb, "props": run.props,
-            "notes": run.notes}
+            "notes": run.notes, "cpu_s": round(cpu_s, 3)}
 
 
 def api_reason(name: str) -> str:
