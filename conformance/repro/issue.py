@@ -76,7 +76,7 @@ def body(*, title: str, check_id: str, expected: str, script: str, script_name: 
              ""]
     if known:
         lines += ["Known in pp-conformance as an upstream problem:", "", *[f"- {k}" for k in known], ""]
-    lines += ["## Expected", "", expected, "", "## What happened", ""]
+    lines += ["## Expected", "", expected[:1].upper() + expected[1:], "", "## What happened", ""]
     if outcome is None or outcome.code is None:
         lines += [f"(not run when this body was written: run `python {script_name}`)", ""]
     else:
