@@ -193,8 +193,9 @@ NAME_CHARS = 40  # longer env names are shortened in the matrix header; the tool
 
 
 def env_labels(names: list[str], limit: int = NAME_CHARS) -> list[str]:
-    """Header labels: a name over `limit` characters is cut in the middle, unless that makes two labels read the same;
-    then each of those keeps the part where the names differ (`…-synapse1.21.0/driver-1.21`)."""
+    """Header labels: a name over `limit` characters is cut in the middle, unless another cut name keeps the same head
+    (or two labels would read the same); then each of those keeps the part where the names differ
+    (`…0105-nightly/drive…` and `…0105-release/drive…`, never two identical headers)."""
 
     def middle(name: str) -> str:
         return name if len(name) <= limit else f"{name[: limit - 16]}…{name[-15:]}"
