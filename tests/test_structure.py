@@ -297,6 +297,55 @@ def test_layering_check_fails_on_wrong_way_imports():
         "conformance.newpkg.x: in no layer of LAYERS (add its package to the table)"]
 
 
+# Third-party imports a package may not make at all (function level included): pytest belongs to the suite's
+# process, and the supervisor, the report and the protocol run where torch may be missing. torchenv and the pool
+# import torch only inside functions (their modules are imported by processes without torch).
+FORBIDDEN_IMPORTS: dict[str, frozenset[str]] = {
+    "protocol": frozenset({"pytest", "_pytest", "torch"}),
+    "torchenv": frozenset({"pytest", "_pytest"}),
+    "pool": frozenset({"pytest", "_pytest"}),
+    "runner": frozenset({"pytest", "_pytest", "torch"}),
+    "report": frozenset({"pytest", "_pytest", "torch"}),
+    "commands": frozenset({"pytest", "_pytest"}),
+    "cli": frozenset({"pytest", "_pytest", "torch"}),
+}
+TORCH_INSIDE_FUNCTIONS = frozenset({"torchenv", "pool"})
+
+
+def third_party_violations(sources: dict[str, tuple[Path, str]]) -> list[str]:
+    problems = []
+    for name, (path, source) in sorted(sources.items()):
+        layer = layer_of(name)
+        tree = ast.parse(source, str(path))
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                roots = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            for root in roots:
+                if root in FORBIDDEN_IMPORTS.get(layer or "", ()):
+                    problems.append(f"{name}:{node.lineno} imports {root} ({layer} may not)")
+                elif root == "torch" and layer in TORCH_INSIDE_FUNCTIONS and id(node) in top_level:
+                    problems.append(f"{name}:{node.lineno} imports torch at module level ({layer}: inside functions)")
+    return problems
+
+
+def test_pytest_and_torch_only_where_their_process_has_them():
+    sources = _package_sources()
+    found = third_party_violations(sources)
+    assert not found, "\n".join(found)
+    planted = {"conformance.torchenv.api": (PACKAGE / "torchenv" / "api.py", "def f():\n    import pytest\n"),
+               "conformance.pool.fake": (PACKAGE / "pool" / "fake.py", "import torch\n"),
+               "conformance.report.fake": (PACKAGE / "report" / "fake.py", "def f():\n    from torch import nn\n")}
+    assert third_party_violations({**sources, **planted}) == [
+        "conformance.pool.fake:1 imports torch at module level (pool: inside functions)",
+        "conformance.report.fake:2 imports torch (report may not)",
+        "conformance.torchenv.api:2 imports pytest (torchenv may not)"]
+
+
 # --- the wheel ------------------------------------------------------------------------------------------------
 
 def _build_wheel(tmp: Path, plant: dict[str, str] | None = None) -> Path:
