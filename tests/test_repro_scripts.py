@@ -1,0 +1,117 @@
+"""The reproductions run: the seven known upstream problems' scripts on every torch build at hand reproduce exactly
+where their expectation entries apply (strict both ways, like the xfails), with a Python that never imports this
+package; a passing check's script exits 0 and the same script fails under a fault injected into pipelining.
+
+Each script runs once per build. CI has the tox env's build only (`sys.executable`); the 2.14 and 2.15 venvs of the
+project's dev machine are used where they exist (the test names the missing one when they do not).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.repro import engine
+from conformance.suite import expectations
+
+pytest.importorskip("torch", reason="the reproduction scripts need torch")
+
+SUPPORT = Path(__file__).parent / "support"
+# The seven upstream problems this project found, each by the check id its expectation entry's reproduction uses.
+SEVEN = {
+    "eval() with adjacent local stages": "test_schedules.py::test_schedule_eval[ScheduleInterleaved1F1B-world1]",
+    "empty first stage (split point before the first layer)":
+        "test_split.py::test_split_points_at_edges[BEGINNING-layers.0]",
+    "pipeline() twice on one module": "test_split.py::test_pipeline_twice_same_module",
+    "tracer stages send to their own rank on gloo":
+        "test_schedules.py::test_schedule_tracer[ScheduleInterleaved1F1B-world1]",
+    "Schedule1F1B's declared plan off by one": "test_behaviour.py::test_behaviour_declared_plan[Schedule1F1B-world1]",
+    "ZBV + FSDP2 reshard loses gradients":
+        "test_composition.py::test_fully_shard[ScheduleZBVZeroBubble-reshard-world2]",
+    "DDP with runtime inference asserts at step 2":
+        "test_composition.py::test_distributed_data_parallel[ScheduleGPipe-world2]",
+}
+BUILDS = {"this env": sys.executable, "torch 2.14 venv": "/work/venv-t214/bin/python",
+          "torch 2.15 venv": "/work/venv-t215/bin/python"}
+PASSING = "test_schedules.py::test_schedule[ScheduleGPipe-world2-fp32]"
+OWN_IMPORT = re.compile(r"^import time:.*\|\s+conformance(\.|$)", re.MULTILINE)
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    """The environment a maintainer runs the script in: no PYTHONPATH (the tests put tests/support on it)."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **extra}
+
+
+def torch_version(python: str) -> tuple[int, int]:
+    out = subprocess.run([python, "-I", "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                         text=True, timeout=120, check=True, cwd="/").stdout
+    major, minor = out.strip().split(".")[:2]
+    return int(major), int(minor)
+
+
+def run_script(python: str, script: Path, *flags: str, env: dict[str, str] | None = None):
+    t0 = time.monotonic()
+    proc = subprocess.run([python, *flags, script.name], cwd=script.parent, env=env or plain_env(),
+                          capture_output=True, text=True, timeout=900, check=False)
+    return proc, time.monotonic() - t0
+
+
+def test_the_seven_are_expectation_entries():
+    assert {engine.entry_check_id(e.prefix) for e in engine.all_entries()} >= set(SEVEN.values())
+
+
+@pytest.mark.parametrize("build", list(BUILDS))
+def test_the_seven_known_problems_reproduce_exactly_where_their_entries_apply(build, tmp_path):
+    python = BUILDS[build]
+    if not Path(python).exists():
+        pytest.skip(f"{python} is absent: the {build} exists on the project's dev machine only")
+    version = torch_version(python)
+    entries = expectations.load("cpu", version)
+    wrong, table = [], []
+    for problem, cid in SEVEN.items():
+        script = engine.write(cid, "cpu", tmp_path, python=python, run=False).script_path
+        # -I: no PYTHONPATH, no user site, not the current folder; -X importtime lists every module every process
+        # (the spawned ranks too) imports, so an import of this package, editable in the venv, would show.
+        proc, took = run_script(python, script, "-I", "-X", "importtime")
+        applies = [e.where for e in entries if cid.startswith(e.prefix)]
+        want = 1 if applies else 0
+        table.append(f"{problem}: exit {proc.returncode} in {took:.1f} s, {len(script.read_text().splitlines())} "
+                     f"lines ({'entry ' + ', '.join(applies) if applies else 'no entry applies'})")
+        verdict = proc.stdout.strip().splitlines()[-1:] or [proc.stderr[-500:]]
+        if proc.returncode != want:
+            wrong.append(f"{problem} ({cid}): exit {proc.returncode}, expected {want}: {verdict[0][:600]}")
+        if OWN_IMPORT.search(proc.stderr):
+            wrong.append(f"{problem}: the script imported this package: {OWN_IMPORT.search(proc.stderr)[0]}")
+        if len(script.read_text().splitlines()) >= 200:
+            wrong.append(f"{problem}: {len(script.read_text().splitlines())} lines, the limit is 199")
+    print(f"\ntorch {version[0]}.{version[1]} ({python}):\n  " + "\n  ".join(table))
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_issue_body_records_what_happened_and_the_environment(tmp_path):
+    cid = SEVEN["eval() with adjacent local stages"]
+    written = engine.write(cid, "cpu", tmp_path, python=sys.executable, run=True)
+    assert written.outcome is not None and written.outcome.code == 1, written.outcome
+    body = written.issue_path.read_text()
+    assert "exited 1: reproduced." in body and "can't steal_bwd_input" in body
+    assert "PyTorch version:" in body and "- device names: " in body
+
+
+def test_a_passing_check_exits_0_and_fails_under_a_fault_in_pipelining(tmp_path):
+    """The faults the pool tests inject into the suite's ranks (tests/support/pool_faults.py), loaded here into the
+    script's own processes through sitecustomize: a corrupted gradient and a dropped microbatch loss."""
+    assert not [e for e in engine.all_entries() if PASSING.startswith(e.prefix)]
+    script = engine.write(PASSING, "cpu", tmp_path, python=sys.executable, run=False).script_path
+    proc, _ = run_script(sys.executable, script, "-I")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    faults = (("corrupt_grad", "differs from the unsplit model"), ("drop_microbatch", "3 microbatch losses"))
+    for fault, shows in faults:
+        env = plain_env(PYTHONPATH=str(SUPPORT / "repro_sitecustomize"), CONFORMANCE_TEST_SCHEDULE_FAULT=fault)
+        proc, _ = run_script(sys.executable, script, env=env)
+        assert proc.returncode == 1 and shows in proc.stdout, (fault, proc.stdout[-2000:] + proc.stderr[-2000:])
