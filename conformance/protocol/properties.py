@@ -38,8 +38,8 @@ FLOAT32_MATMUL_PRECISION = "float32_matmul_precision"
 RUN_STATUS = "run_status"  # why the run stopped early; only in a report rebuilt from the journal
 INCOMPLETE = "conformance_incomplete"  # merged.xml only: why an env's results are partial (the report writes it)
 
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
+_TRUE_TEXT = ("true", "1", "yes")  # how a boolean property reads as true (older writers too)
+_FALSE_TEXT = ("false", "0", "no")
 
 # Written only when set (the numerics pins need torch; run_status exists only for a dead run).
 _OPTIONAL = frozenset({TF32, FLOAT32_MATMUL_PRECISION, RUN_STATUS})
@@ -103,8 +103,8 @@ class BuildRecord:
         """The record of an env's properties; missing keys take their defaults, never an error."""
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs: dict[str, object] = {k: str(v) for k, v in props.items() if k in known}
-        kwargs[DEVICE_AVAILABLE] = str(props.get(DEVICE_AVAILABLE, "")).strip().lower() not in _FALSE
-        kwargs[DEVICE_SIMULATED] = str(props.get(DEVICE_SIMULATED, "")).strip().lower() in _TRUE
+        kwargs[DEVICE_AVAILABLE] = str(props.get(DEVICE_AVAILABLE, "")).strip().lower() not in _FALSE_TEXT
+        kwargs[DEVICE_SIMULATED] = str(props.get(DEVICE_SIMULATED, "")).strip().lower() in _TRUE_TEXT
         try:
             kwargs[DEVICE_COUNT] = int(str(props.get(DEVICE_COUNT, "0")).strip() or 0)
         except ValueError:
