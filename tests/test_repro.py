@@ -142,3 +142,23 @@ def test_issue_body_with_a_run_and_an_environment():
     assert "`python r.py` exited 1: reproduced." in text
     assert "````\nout ``` x\n````" in text and "````python\nprint(1)\n```\n````" in text
     assert "- device names: NVIDIA H100" in text and "PyTorch version: 2.15.0" in text
+
+
+def test_the_html_report_shows_the_command_in_failing_and_xfail_cells(tmp_path):
+    """A failed or xfail cell of a covered check ends with its `conformance repro` line; a passing one has none."""
+    xml = tmp_path / "cpu.xml"
+    xml.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="cpu" tests="3" failures="1" skipped="1">'
+        '<properties><property name="env" value="cpu"/><property name="device" value="cpu"/></properties>'
+        '<testcase classname="test_schedules" name="test_schedule_eval[ScheduleInterleaved1F1B-world1]">'
+        '<skipped type="pytest.xfail" message="all.txt:18: eval() asserts"/></testcase>'
+        '<testcase classname="test_composition" name="test_distributed_data_parallel[ScheduleGPipe-world2]">'
+        '<failure message="RuntimeError: rebuilt parameter indices">tb</failure></testcase>'
+        '<testcase classname="test_schedules" name="test_schedule[ScheduleGPipe-world2-fp32]"/>'
+        '</testsuite></testsuites>', encoding="utf-8")
+    cli.main(["report", str(xml), "--output-dir", str(tmp_path / "out"), "--format", "html"])
+    page = (tmp_path / "out" / "compatibility.html").read_text(encoding="utf-8")
+    for cid in ("test_schedules.py::test_schedule_eval[ScheduleInterleaved1F1B-world1]",
+                "test_composition.py::test_distributed_data_parallel[ScheduleGPipe-world2]"):
+        assert f"standalone reproduction: conformance repro {shlex.quote(cid)} --device cpu" in page, cid
+    assert "conformance repro 'test_schedules.py::test_schedule[ScheduleGPipe-world2-fp32]'" not in page
