@@ -27,4 +27,5 @@ def test_every_shipped_check_id_is_still_collected(tmp_path):
     shipped = set(SHIPPED.read_text().split("\n")) - {""}
     ids = collected_ids(tmp_path)
     missing = sorted(shipped - ids)
-    assert len(shipped) == 228 and not missing, f"{len(missing)} shipped check ids are gone: {missing[:10]}"
+    # 228: the ids shipped before the regrouping; areas added since append theirs (regenerated from a collection)
+    assert len(shipped) >= 228 and not missing, f"{len(missing)} shipped check ids are gone: {missing[:10]}"

@@ -83,7 +83,7 @@ def eval_raises(cache: Cache, on_ranks, schedule: str) -> str:
     if not error:
         return ""
     return outcomes.not_applicable(f"eval() itself raises with two consecutive stages on one rank "
-                                   f"(test_training_eval[{schedule}-world1-first]: {error.splitlines()[0][:200]})")
+                                   f"(test_training_eval[first-{schedule}-world1]: {error.splitlines()[0][:200]})")
 
 
 def verdict(data: list[dict], prop: str) -> None:

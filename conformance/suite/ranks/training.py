@@ -398,7 +398,7 @@ class Recorder:
         except Skip as exc:
             got = {"skip": str(exc)}
         except Exception as exc:
-            got = {"error": f"{exc}", "traceback": traceback.format_exc()}
+            got = {"error": f"{self.run.where(prop)}: {exc}", "traceback": traceback.format_exc()}
             self.run.props[prop] = got
             if self.run.ctx.world_size > 1:
                 raise Stop(prop) from exc
@@ -721,7 +721,7 @@ def presplit_errors(run: Run, batch: Batch) -> int:
     for want, kw in cases:
         try:
             run.side.sched.step(**kw)
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:  # the type is what is judged; every rank raises before communicating
             if type(exc).__name__ != want:
                 raise AssertionError(f"{run.name}.step({', '.join(kw)}=...): raised {type(exc).__name__}: {exc}, "
                                      f"the documented error is {want} ({run.where('pre-split inputs')})") from None
