@@ -162,3 +162,10 @@ def test_the_html_report_shows_the_command_in_failing_and_xfail_cells(tmp_path):
                 "test_composition.py::test_distributed_data_parallel[ScheduleGPipe-world2]"):
         assert f"standalone reproduction: conformance repro {shlex.quote(cid)} --device cpu" in page, cid
     assert "conformance repro 'test_schedules.py::test_schedule[ScheduleGPipe-world2-fp32]'" not in page
+
+
+def test_the_command_line_starts_without_pytest_or_torch():
+    """`conformance` registers the repro command at start: the suite's pytest must not come with it."""
+    code = "import sys\nimport conformance.cli\nassert not {'pytest', 'torch'} & set(sys.modules), 'imported'\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
