@@ -9,10 +9,12 @@ caches it). Models are tiny: the point is the graph shape, not the size.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from conformance.pool.scenarios import RankContext, Skip, register
@@ -149,13 +151,55 @@ def reference_grads(model, x, y, n_mb: int) -> list:
 
 def case_outcome(fn, *args: Any) -> dict:
     """Run one sub-case: {'ok': True, **facts}, {'skip': reason} or {'error': message}; never raises, so the other
-    cases of the same rank-side run still report (each check id judges its own case)."""
+    cases of the same rank-side run still report (each check id judges its own case). A case that raised anything but
+    a comparison's AssertionError is marked `raised`: it may have stopped inside a step with messages in flight."""
     try:
         return {"ok": True, **(fn(*args) or {})}
     except Skip as exc:
         return {"skip": str(exc)}
+    except AssertionError as exc:
+        return {"error": f"{exc}"[:CASE_ERROR]}
     except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"[:CASE_ERROR]}
+        return {"error": f"{type(exc).__name__}: {exc}"[:CASE_ERROR], "raised": True}
+
+
+_GROUP: Any = None  # the running task's own process group (task_group), None: the default one
+
+
+@contextlib.contextmanager
+def task_group(ctx: RankContext) -> Iterator[None]:
+    """Stages of this task talk over a process group of their own: a case that raised inside a step can leave
+    unmatched messages behind, and on the pool's default group they would reach the next check's receives (seen on
+    torch 2.12, where the split backward raises mid-step). The group is left, not destroyed: destroying a gloo group
+    with messages in flight can block."""
+    global _GROUP
+    import torch.distributed as dist
+
+    if ctx.world_size == 1 or not dist.is_initialized():
+        yield
+        return
+    _GROUP = dist.new_group(list(range(ctx.world_size)))
+    try:
+        yield
+    finally:
+        _GROUP = None
+
+
+def run_cases(cases: dict[str, tuple]) -> dict[str, dict]:
+    """{case: outcome} of `(fn, *args)` per case, in order. After a case raised inside a step, the ranks may be out
+    of step (one waiting on a message the other never sends, or a stale one queued), so the later cases are not run
+    but reported as errors naming the case that stopped them; a comparison failing after its step stops nothing."""
+    out: dict[str, dict] = {}
+    stopped = ""
+    for name, (fn, *args) in cases.items():
+        if stopped:
+            out[name] = {"error": f"not run: case {stopped} of the same run raised before it ({out[stopped]['error']})"
+                                  [:CASE_ERROR]}
+            continue
+        out[name] = case_outcome(fn, *args)
+        if out[name].get("raised"):
+            stopped = name
+    return out
 
 
 def split_case(ctx: RankContext, schedule: str, kind: str, dtype_id: str) -> dict:
@@ -177,7 +221,7 @@ def split_case(ctx: RankContext, schedule: str, kind: str, dtype_id: str) -> dic
     ref_losses = reference_grads(ref, x, y, N_MB)
     ref_grads = {n: p.grad for n, p in ref.named_parameters()}
     mods = [split_model(kind, n_st, device, dtype, range(s, s + 1)) for s in sids]
-    stages = [PipelineStage(m, s, n_st, device) for m, s in zip(mods, sids, strict=True)]
+    stages = [PipelineStage(m, s, n_st, device, group=_GROUP) for m, s in zip(mods, sids, strict=True)]
     sched = cls(stages, n_microbatches=N_MB, loss_fn=mse)
     losses: list = []
     first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
@@ -237,6 +281,7 @@ def helper_case(ctx: RankContext, kind: str, dtype_id: str) -> dict:
 def run_split_helpers(ctx: RankContext, params: dict) -> dict:
     """The split-backward helpers on every model x dtype: one outcome per case."""
     return {"rank": ctx.rank,
+            # one process, no messages in flight: a case that raised cannot put the next one out of step
             "cases": {f"{k}-{d}": case_outcome(helper_case, ctx, k, d) for k in HELPER_MODELS for d in DTYPES}}
 
 
@@ -245,7 +290,8 @@ def run_split(ctx: RankContext, params: dict) -> dict:
     """Every split model x dtype under one zero-bubble schedule: one outcome per case."""
     schedule = params["schedule"]
     common.schedule_class(schedule)
-    cases = {f"{k}-{d}": case_outcome(split_case, ctx, schedule, k, d) for k in SPLIT_MODELS for d in DTYPES}
+    with task_group(ctx):
+        cases = run_cases({f"{k}-{d}": (split_case, ctx, schedule, k, d) for k in SPLIT_MODELS for d in DTYPES})
     return {"rank": ctx.rank, "cases": cases}
 
 
@@ -584,7 +630,16 @@ def _build_run(ctx: RankContext, schedule: str, sched_kw: dict | None = None) ->
     n_st, sids = schedules.num_stages(schedule, world), schedules.stage_ids(schedule, ctx.rank, world)
     n_mb = schedules.default_microbatches(schedule, world)
     inputs = schedules.make_inputs(p, ctx.torch_device, torch.float32, n_mb)
-    stages, names = schedules.build_stages(p, ctx, sids, n_st, ctx.torch_device, torch.float32, inputs)
+    from torch.distributed.pipelining import PipelineStage
+
+    stages, names = [], []
+    for s in sids:  # the schedule checks' hand-cut stages, on this task's own group
+        lo, hi = schedules._block_bounds(n_st, s)
+        part = schedules.part_module(list(schedules.build_model(p, ctx.torch_device, torch.float32).layers[lo:hi]),
+                                     False)
+        stages.append(PipelineStage(part, s, n_st, ctx.torch_device, group=_GROUP))
+        names.append({n: f"layers.{lo + int(n.split('.')[1])}.{n.split('.', 2)[2]}"
+                      for n, _ in part.named_parameters()})
     sched = cls(stages, n_microbatches=n_mb, loss_fn=common.loss_fn, **(sched_kw or {}))
     return {"sched": sched, "stages": stages, "names": names, "inputs": inputs, "dev_type": ctx.device_type,
             "first": any(s.is_first for s in stages), "last": any(s.is_last for s in stages)}
@@ -674,7 +729,8 @@ def recv_case(ctx: RankContext, option: str, schedule: str) -> dict:
 @register("graphs_recv")
 def run_recv(ctx: RankContext, params: dict) -> dict:
     option = params["option"]
-    return {"rank": ctx.rank, "cases": {s: case_outcome(recv_case, ctx, option, s) for s in RECV_SCHEDULES}}
+    with task_group(ctx):
+        return {"rank": ctx.rank, "cases": run_cases({s: (recv_case, ctx, option, s) for s in RECV_SCHEDULES})}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -778,13 +834,14 @@ def custom_case(ctx: RankContext, schedule: str, original: dict) -> dict:
 def run_plan(ctx: RankContext, params: dict) -> dict:
     """One schedule run traced, then its plan through a CSV round trip and with custom action handlers."""
     schedule = params["schedule"]
-    run = _build_run(ctx, schedule)
-    numbers, actions = _traced_step(run)
-    plan, why = trace.declared_plan(run["sched"], ctx.rank)
-    original = {"numbers": numbers, "actions": actions}
-    return {"rank": ctx.rank, "actions": len(actions), "plan_reason": why,
-            "cases": {"csv": case_outcome(csv_case, ctx, schedule, original, plan or []),
-                      "custom": case_outcome(custom_case, ctx, schedule, original)}}
+    with task_group(ctx):
+        run = _build_run(ctx, schedule)
+        numbers, actions = _traced_step(run)
+        plan, why = trace.declared_plan(run["sched"], ctx.rank)
+        original = {"numbers": numbers, "actions": actions}
+        cases = run_cases({"csv": (csv_case, ctx, schedule, original, plan or []),
+                           "custom": (custom_case, ctx, schedule, original)})
+    return {"rank": ctx.rank, "actions": len(actions), "plan_reason": why, "cases": cases}
 
 
 COMPILED_PLACEMENTS = ("top", "nested")
