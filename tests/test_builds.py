@@ -168,7 +168,8 @@ def test_newest_series_and_the_default_indexs_cuda_build():
     ("xpu", "linux", {}, "no Intel GPU on this host"),
     ("xpu", "linux", {"intel": True}, ""),
     ("xpu", "win32", {}, ""),  # no stdlib sign of an Intel GPU there: the suite's probe decides
-    ("hpu", "linux", {}, ""),  # host-only: install-torch never downloads it anyway
+    ("hpu", "linux", {}, "no Intel Gaudi driver on this host"),  # host-only: decides absence when the host has no torch
+    ("hpu", "linux", {"gaudi": True}, ""),
 ])
 def test_host_lacks_tells_certain_absence_without_torch(tmp_path, monkeypatch, name, system, signs, reason):
     from conformance.torchenv import profiles
@@ -185,6 +186,7 @@ def test_host_lacks_tells_certain_absence_without_torch(tmp_path, monkeypatch, n
     (drm / "renderD128" / "device").mkdir(parents=True)
     (drm / "renderD128" / "device" / "vendor").write_text("0x8086\n" if signs.get("intel") else "0x1af4\n")
     monkeypatch.setattr(builds, "_DRM", str(drm))
+    monkeypatch.setattr(builds, "_GAUDI_PATHS", (str(present) if signs.get("gaudi") else missing,))
     got = builds.host_lacks(profiles.get(name), system)
     assert got.startswith(reason) and bool(got) == bool(reason), got
 

@@ -63,9 +63,29 @@ def test_host_mode_links_the_host_interpreters_torch(fresh_env):
 def test_host_mode_without_torch_warns_and_carries_on(fresh_env, tmp_path):
     bare = tmp_path / "bare"
     venv.EnvBuilder(with_pip=False).create(bare)
-    proc = install(fresh_env, "--device", "hpu", env={"CONFORMANCE_HOST_PYTHON": str(bare / "bin" / "python")})
+    proc = install(fresh_env, "--device", "cpu", env={"CONFORMANCE_HOST_TORCH": "1",
+                                                      "CONFORMANCE_HOST_PYTHON": str(bare / "bin" / "python")})
     assert proc.returncode == errors.OK, proc.stderr
     assert "has no torch; the run will fail its identity check" in proc.stdout
+
+
+def test_host_mode_without_torch_on_a_host_without_gaudi_records_the_absence(fresh_env, tmp_path):
+    """hpu is host-only: where the host has neither torch nor a Gaudi driver, that is an absent device (its checks
+    read unavailable), not a broken env."""
+    from conformance.torchenv import builds, profiles
+
+    lacks = builds.host_lacks(profiles.get("hpu"))
+    if not lacks:
+        pytest.skip("this host has a Gaudi driver")
+    bare = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(bare)
+    proc = install(fresh_env, "--device", "hpu", env={"CONFORMANCE_HOST_PYTHON": str(bare / "bin" / "python")})
+    assert proc.returncode == errors.OK, proc.stderr
+    assert f"hpu absent: {lacks}" in proc.stdout and "has no torch" in proc.stdout
+    marker = os.path.join(os.path.dirname(os.path.dirname(str(fresh_env))), "conformance-device-absent")
+    with open(marker) as fh:
+        assert lacks in fh.read()
+    os.remove(marker)  # the shared env goes on with other tests
 
 
 def test_uninstallable_version_names_version_and_index(fresh_env):

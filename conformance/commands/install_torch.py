@@ -333,6 +333,13 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
         fh.write("\n".join(paths) + "\n")
     if info["torch"]:
         _say(f"host mode: using torch {info['torch']} from {info['executable']}")
+        return errors.OK
+    lacks = builds.host_lacks(profiles.get(plan.device))
+    if lacks:  # nothing to test here anyway: an absent device, not a broken env (builds.ABSENT_MARKER)
+        with open(builds.absent_marker(), "w", encoding="utf-8") as fh:
+            fh.write(f"{lacks}; host mode and {info['executable']} has no torch\n")
+        _say(f"{plan.device} absent: {lacks}, and {info['executable']} has no torch; its checks will read "
+             "unavailable")
     else:
         _say(f"WARNING: host mode but {info['executable']} has no torch; the run will fail its identity check")
     return errors.OK

@@ -129,6 +129,7 @@ _DRIVER_SIGNS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
                "no AMD GPU driver on this host (/dev/kfd, /sys/module/amdgpu and rocm-smi missing)"),
 }
 _INTEL_VENDOR = "0x8086"
+_GAUDI_PATHS = ("/sys/module/habanalabs", "/dev/accel", "/dev/hl0")
 _DRM = "/sys/class/drm"
 
 
@@ -164,6 +165,9 @@ def host_lacks(profile: profiles.Profile, system: str | None = None) -> str:
             return reason
     if profile is profiles.XPU and system.startswith("linux") and not _intel_gpu():
         return "no Intel GPU on this host (no Intel render node under /sys/class/drm)"
+    if profile is profiles.HPU and system.startswith("linux") and not (
+            any(os.path.exists(p) for p in _GAUDI_PATHS) or shutil.which("hl-smi")):
+        return "no Intel Gaudi driver on this host (habanalabs module, /dev/accel and hl-smi missing)"
     return ""
 
 
@@ -194,7 +198,7 @@ def plan(device: str, environ: Mapping[str, str] | None = None, prefix: str | No
     variant = chosen or expected_variant(profile)
     because = _host_because(profile, environ, prefix)
     if because:
-        return TorchPlan(device, version, variant, "host", None, because)
+        return TorchPlan(device, version, variant, "host", None, because, absent=_recorded_absence(prefix))
     base = environ.get("CONFORMANCE_INDEX_BASE", "").strip().rstrip("/") or DEFAULT_INDEX_BASE
     index = environ.get(f"CONFORMANCE_{device.upper()}_INDEX", "").strip()
     if not index and profile.variant:
