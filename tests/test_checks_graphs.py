@@ -48,8 +48,9 @@ CASES = {
 UNTOUCHED = {
     "weight_first_output_only": {"test_split_backward_helpers[shared-fp32]"} | SPLIT_SHARED,
     "compile_check_top_only": {"test_zero_bubble_refuses_compiled_stages[ScheduleZBVZeroBubble-top]"},
-    "csv_rows_swapped": {"test_custom_action_handlers[ScheduleInterleaved1F1B]"},
 }
+# Not listed: what a CSV fault leaves of the custom-handler cases. A step that raises on one rank only leaves the
+# other waiting until the check timeout, and then every case of that rank-side run fails with it.
 
 
 def run_suite(tmp_path, select: str, **env: str) -> suite_run.Outcomes:
