@@ -24,7 +24,7 @@ _RESULT = {
 
 
 def junit(env: str, torch: str, cases: dict[str, str | list[str] | None], device: str = "cpu",
-          source: str = "pinned") -> bytes:
+          source: str = "pinned", classname: str = "test_sched") -> bytes:
     """One env's JUnit file; a list of outcomes writes the id once per run (reruns), None leaves it out."""
     props = {"env": env, "device": device, "device_count": "1", "torch_version": torch, "torch_source": source}
     head = "".join(f'<property name="{k}" value="{v}"/>' for k, v in props.items())
@@ -32,7 +32,7 @@ def junit(env: str, torch: str, cases: dict[str, str | list[str] | None], device
     for name, outcome in cases.items():
         for run in ([outcome] if isinstance(outcome, str) else outcome or []):
             msg = f"RuntimeError: {name} broke at 0x{len(env) * 97:x}"
-            body.append(f'<testcase classname="test_sched" name="{name}">{_RESULT[run].format(msg=msg)}</testcase>')
+            body.append(f'<testcase classname="{classname}" name="{name}">{_RESULT[run].format(msg=msg)}</testcase>')
     return (f'<testsuites><testsuite name="pytest"><properties>{head}</properties>{"".join(body)}'
             "</testsuite></testsuites>").encode()
 
@@ -94,7 +94,7 @@ def test_json_lists_each_changed_check_with_its_first_release(report):
     assert by_id["flaky_then"]["uncertain"].startswith("flaky at 2.14")
     assert by_id["starts"]["type"] == "RuntimeError"
     assert by_id["starts"]["first_line"].startswith("RuntimeError: starts broke at")
-    assert by_id["starts"]["repro"] == "conformance repro test_sched::starts --device cpu"
+    assert "repro" not in by_id["starts"]  # test_sched::starts is no check `conformance repro` covers
     assert "repro" not in by_id["fixed"]
     assert axis["counts"] == {"newly_failing": 2, "fixed": 1, "still_present": 0, "flaky": 1, "new": 1,
                               "removed": 1, "other": 0}
@@ -111,7 +111,7 @@ def test_markdown_delta_is_a_tracking_issue_section(report):
     assert "| `test_sched::flaky` | ✅ | 🎲 flaky | ✅ | ? (flaky at 2.14" in md
     assert "| `test_sched::flaky_then` | ✅ | 🎲 flaky | ❌ | ? (flaky at 2.14" in md
     assert "| `test_sched::fixed` | 🔸 | 🔸 | ⚠️ | 2.15 |" in md
-    assert "conformance repro test_sched::starts --device cpu" in md
+    assert "conformance repro" not in md  # no newly failing check here is one repro covers
     assert "`same`" not in md and "test_sched::same" not in md.split("### Release delta")[1].split("### ")[0]
     # Grouped by failure type and first error line: the two newly failing checks have different messages.
     assert "| `RuntimeError` | `RuntimeError: starts broke at" in md
@@ -127,9 +127,25 @@ def test_html_delta_sections(report):
             '<td class="o-F">F failed</td><td>2.14</td></tr>') in section
     assert '<td class="o-R" title="runs of this release disagree">flaky</td>' in section
     assert "<code>test_sched::same</code>" not in section and "<code>test_sched::absent</code>" not in section
-    repro = section.split('<pre class="repro">')[1].split("</pre>")[0].splitlines()
-    assert sorted(repro) == ["conformance repro test_sched::flaky_then --device cpu",
-                             "conformance repro test_sched::starts --device cpu"]
+    assert '<pre class="repro">' not in section  # no newly failing check here is one repro covers
+
+
+def test_newly_failing_checks_repro_covers_list_its_quoted_command(tmp_path):
+    """The delta lists `conformance repro '<id>' --device D` (quoted: ids hold brackets) for a newly failing check
+    repro covers, and nothing for one it does not cover."""
+    cid = "test_schedule_eval[ScheduleGPipe-world1]"
+    paths = []
+    for env, torch, outcome in (("cpu-torch2.13", "2.13.0+cpu", P), ("cpu-torch2.14", "2.14.1+cpu", F)):
+        path = tmp_path / f"{env}.xml"
+        path.write_bytes(junit(env, torch, {cid: outcome, "test_split_backward_helpers[nope-fp32]": outcome},
+                               classname="test_schedules"))
+        paths.append(str(path))
+    run_report(Options(inputs=paths, output_dir=str(tmp_path / "out"), formats=["md", "json"], generator="t"))
+    (axis,) = json.loads((tmp_path / "out" / "compatibility.json").read_text())["releases"]["axes"]
+    repro = {c["id"]: c.get("repro") for c in axis["checks"]}
+    want = f"conformance repro 'test_schedules.py::{cid}' --device cpu"
+    assert repro == {f"test_schedules::{cid}": want, "test_schedules::test_split_backward_helpers[nope-fp32]": None}
+    assert want in (tmp_path / "out" / "compatibility.md").read_text()
 
 
 def test_same_everywhere_and_device_absent_are_no_change():

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from conformance.report import model as m
+from conformance.repro.commandline import repro_command
 
 # "cpu-torch2.14", "cuda_torch2.15.0", "h100x2/cpu-torch2.11": the device part, then the release the name claims.
 _NAME = re.compile(r"^(?P<device>.*?)(?:^|[-_])torch[-_]?(?P<release>[^-_/]+)$", re.IGNORECASE)
@@ -40,8 +41,6 @@ STATUS_LABEL: dict[str, str] = {
     FLAKY_STATUS: "flaky (outcome differs between runs of one release)", NEW: "new checks",
     REMOVED: "removed checks", OTHER: "other changes",
 }
-REPRO = "conformance repro {id} --device {device}"  # the repro helper's command line, printed for newly failing
-
 _EXCEPTION = re.compile(r"\b([A-Za-z_][\w.]*(?:Error|Exception|Failure|Timeout|Interrupt|Exit))\b")
 _FLAKY_PREFIX = re.compile(r"^(?:flaky: )?(?:(?:[a-z ()]+)(?: then [a-z ()]+)+|ran \d+ times: [^;]*); ")
 FIRST_LINE_CHARS = 200
@@ -111,7 +110,7 @@ class DeltaCheck:
     uncertain: str  # why first_changed is None ("flaky at 2.14"), else ""
     failure_type: str
     first_line: str
-    repro: str  # the repro command for newly failing checks, else ""
+    repro: str  # the repro command of a newly failing check repro covers, else ""
 
 
 @dataclass
@@ -382,7 +381,8 @@ def _delta(matrix: m.Matrix, axis: ReleaseAxis) -> list[DeltaCheck]:
         status = _status(known)
         first, why = _first_change(labels, states)
         cell = _witness(row, axis, states, status)
-        repro = REPRO.format(id=row.key, device=axis.device) if status == NEWLY_FAILING else ""
+        # the repro command (quoted) for a newly failing check `conformance repro` covers; none for the others
+        repro = (repro_command(row.key, axis.device) or "") if status == NEWLY_FAILING else ""
         out.append(DeltaCheck(row.key, row.area, status, states, [runs for _, runs in pairs], first, why,
                               failure_type(cell), first_line(cell), repro))
     rank = {s: i for i, s in enumerate(STATUSES)}

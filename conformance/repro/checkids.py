@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 from conformance.repro.commandline import normalize
 from conformance.suite.ranks.composition import SCHEDULES as COMPOSITION_SCHEDULES
-from conformance.suite.ranks.graphs import LOCAL_STAGES, MANY_STAGE_SCHEDULES, RECV_SCHEDULES
+from conformance.suite.ranks.graphs import (
+    HELPER_MODELS,
+    LOCAL_STAGES,
+    MANY_STAGE_SCHEDULES,
+    RECV_SCHEDULES,
+    SPLIT_MODELS,
+    ZERO_BUBBLE,
+)
 from conformance.suite.ranks.schedules import LOOPED, SCHEDULES, SINGLE, V_SHAPED
 
 WORLDS = ("world1", "world2", "world4")
@@ -35,7 +42,7 @@ class Scenario:
     """One check id read as the parameters of its scenario."""
 
     check_id: str
-    area: str  # schedules, composition, behaviour, split
+    area: str  # schedules, composition, behaviour, split, training, graphs (the split backward)
     test: str  # the check function
     params: dict = field(default_factory=dict)
 
@@ -82,6 +89,12 @@ def _composition_family(test: str, schedules: tuple[str, ...], worlds: tuple[str
                              **extra})
 
 
+def _training_family(test: str, cases: tuple[str, ...], prop: str) -> Family:
+    """A training check: `[case-schedule-world]`, the rank side's property `<prop>-<case>`."""
+    return Family("test_training.py", test, "training", (cases, SCHEDULES, WORLDS),
+                  lambda p: {"case": f"{prop}-{p[0]}", "schedule": p[1], "world": _w(p[2])})
+
+
 FAMILIES: tuple[Family, ...] = (
     Family("test_schedules.py", "test_schedule", "schedules", (SCHEDULES, WORLDS, DTYPES),
            lambda p: {"schedule": p[0], "world": _w(p[1]), "dtype": p[2]}),
@@ -116,6 +129,16 @@ FAMILIES: tuple[Family, ...] = (
                       "local_stages": LOCAL_STAGES}),
     Family("test_graphs.py", "test_receive_order", "schedules", (("defer_pp_recv",), RECV_SCHEDULES),
            lambda p: {"schedule": p[1], "world": 2, "option": p[0]}),
+    _training_family("test_training_accumulation", ("scaled", "summed"), "accumulation"),
+    _training_family("test_training_unused_input", ("some", "never"), "unused_input"),
+    _training_family("test_training_eval", ("first", "between", "return_outputs_false", "loss_kwargs"), "eval"),
+    _training_family("test_training_losses_released", ("step", "eval"), "losses_released"),
+    _training_family("test_training_presplit", ("step", "eval"), "presplit"),
+    _training_family("test_training_metadata", ("buffers", "rng"), "metadata"),
+    Family("test_graphs.py", "test_split_backward_helpers", "graphs", (HELPER_MODELS, ("fp32", "bf16")),
+           lambda p: {"model": p[0], "dtype": p[1], "world": 1}),
+    Family("test_graphs.py", "test_split_backward_schedule", "graphs", (SPLIT_MODELS, ZERO_BUBBLE, ("fp32", "bf16")),
+           lambda p: {"model": p[0], "schedule": p[1], "dtype": p[2], "world": 2}),
     Family("test_split.py", "test_split_points_at_edges", "split", (("BEGINNING-layers.0", "END-layers.7"),),
            lambda p: {"case": "edges", "point": p[0].partition("-")[0], "layer": p[0].partition("-")[2]}),
     Family("test_split.py", "test_pipeline_twice_same_module", "split", (), lambda p: {"case": "twice"}),
@@ -134,17 +157,21 @@ UNCOVERED: dict[str, str] = {
 }
 # Check modules added after repro whose checks have no reproduction yet: `repro` says so instead of guessing.
 UNCOVERED_AREAS: dict[str, str] = {
-    "test_graphs.py": "of the graphs area only test_fsdp_many_local_stages and test_receive_order[defer_pp_recv-*] "
-                      "have a script builder",
-    "test_training.py": "the training area has no script builder yet",
+    "test_graphs.py": "of the graphs area only test_fsdp_many_local_stages, test_receive_order[defer_pp_recv-*] and "
+                      "the split backward checks have a script builder",
+    "test_training.py": "of the training area the sequence-length check has no script builder yet",
     "test_step_tier.py": "the step tier area has no script builder yet",
 }
 # Check functions repro covers only in part: the cases it has no builder for, by what it says about them.
 PARTIAL: dict[str, str] = {
     "test_graphs.py::test_receive_order": "only in its defer_pp_recv cases (the per-direction and per-edge P2P "
                                           "communicator options are not generated yet)",
+    "test_training.py::test_training_presplit": "only in its step and eval cases (the refused-container cases are "
+                                                "not generated yet)",
+    "test_training.py::test_training_metadata": "only in its buffers and rng cases (static input_args/output_args "
+                                                "are not generated yet)",
 }
-COVERS = ("the schedules, composition and behaviour areas and the split checks of the expectation files "
+COVERS = ("the schedules, composition, behaviour and training areas, the split checks and the split backward "
           "(README: From a red cell to an upstream report)")
 CHECKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suite", "checks")
 

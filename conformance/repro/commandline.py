@@ -20,6 +20,10 @@ COVERED_FUNCTIONS = frozenset({
     "test_behaviour.py::test_behaviour_declared_plan", "test_behaviour.py::test_behaviour_zero_bubble_split",
     "test_behaviour.py::test_behaviour_no_growth",
     "test_graphs.py::test_fsdp_many_local_stages", "test_graphs.py::test_receive_order",
+    "test_graphs.py::test_split_backward_helpers", "test_graphs.py::test_split_backward_schedule",
+    "test_training.py::test_training_accumulation", "test_training.py::test_training_unused_input",
+    "test_training.py::test_training_eval", "test_training.py::test_training_losses_released",
+    "test_training.py::test_training_presplit", "test_training.py::test_training_metadata",
     "test_split.py::test_split_points_at_edges", "test_split.py::test_pipeline_twice_same_module",
     "test_split.py::test_split_points",
 })

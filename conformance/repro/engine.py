@@ -25,7 +25,8 @@ __all__ = ["Written", "entry_check_id", "generate", "known_entries", "repro_comm
 
 CHECKS_DIR = "conformance/suite/checks"
 RANK_SIDE = {"schedules": "conformance/suite/ranks/schedules.py", "behaviour": "conformance/suite/ranks/behaviour.py",
-             "composition": "conformance/suite/ranks/composition.py", "split": "conformance/suite/splitting.py"}
+             "composition": "conformance/suite/ranks/composition.py", "split": "conformance/suite/splitting.py",
+             "training": "conformance/suite/ranks/training.py", "graphs": "conformance/suite/ranks/graphs.py"}
 RUN_TIMEOUT = 300  # seconds the engine lets a script run when it records what happened
 
 

@@ -17,6 +17,8 @@ from conformance.repro import templates as t
 from conformance.repro.checkids import Scenario
 from conformance.suite import bounds, tolerances
 from conformance.suite.ranks import composition as composition_rank
+from conformance.suite.ranks import graphs as graphs_rank
+from conformance.suite.ranks import training as training_rank
 from conformance.suite.ranks.schedules import SINGLE, default_microbatches, num_stages, stage_ids
 
 DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -251,18 +253,104 @@ def _split(sc: Scenario, target: Target) -> tuple[str, str, str]:
     return consts + t.TRANSFORMER_LIKE + t.SPLIT_RUN, title, expected
 
 
-BUILDERS = {"schedules": _schedule, "behaviour": _behaviour, "composition": _composition, "split": _split}
+TRAINING_CASES = {  # property -> (what runs, what the check expects, features of the template, API: first torch)
+    "accumulation-scaled": ("two step() calls without zero_grad (scale_grads=True)",
+                            "the gradients equal the unsplit model's over both steps, each step's mean, summed",
+                            {"stepone", "accumulation"}, {}),
+    "accumulation-summed": ("two step() calls without zero_grad (scale_grads=False)",
+                            "the gradients equal the unsplit model's summed over both steps' microbatches",
+                            {"stepone", "accumulation", "summed"}, {}),
+    "eval-first": ("eval() as the first call", "the unsplit model's losses and outputs, no gradient written",
+                   {"evalfirst"}, {"eval": "2.9"}),
+    "eval-between": ("step, step, eval(), step",
+                     ("eval() leaves the gradients the steps left (and gives the unsplit model's losses and outputs); "
+                     "the next step is exact"), {"stepone", "between", "evalbetween"}, {"eval": "2.9"}),
+    "eval-return_outputs_false": ("eval(return_outputs=False)", "the unsplit model's losses, no gradient written",
+                                  {"stepone", "returnoutputs"}, {"eval": "2.9", "return_outputs": "2.10"}),
+    "eval-loss_kwargs": ("eval(loss_kwargs=...)", ("the unsplit model's losses with the loss keyword, no gradient "
+                         "written"), {"stepone", "losskwargs"}, {"eval": "2.9", "loss_kwargs": "2.13"}),
+    "losses_released-step": ("the losses a step() fills", "the losses hold no autograd graph with saved tensors",
+                             {"stepone", "losses"}, {}),
+    "losses_released-eval": ("the losses an eval() fills", "the losses hold no autograd graph with saved tensors",
+                             {"stepone", "between", "losses"}, {"eval": "2.9"}),
+    "presplit-step": ("step(arg_mbs=, target_mbs=)", ("pre-split microbatches give the numbers of the schedule's own "
+                      "split"), {"stepone", "presplit"}, {"arg_mbs": "2.14"}),
+    "presplit-eval": ("eval(arg_mbs=, target_mbs=)", ("pre-split microbatches give the numbers of the schedule's own "
+                      "split, no gradient written"), {"stepone", "presplit"}, {"eval": "2.9", "arg_mbs": "2.14"}),
+    "metadata-buffers": ("runtime shape inference", ("after the first step every buffer (BatchNorm running stats, a "
+                         "forward counter) equals the unsplit model's after the same microbatches"),
+                         {"stepone", "buffers"}, {}),
+    "metadata-rng": ("runtime shape inference", ("after the first step the random generator is where the step's own "
+                     "forwards leave it"), {"stepone", "rng"}, {}),
+    "unused_input-some": ("a stage input without gradient on some microbatches", ("the unsplit model's gradients, "
+                          "and none where it has none (None, not zeros)"), {"stepone", "unused"}, {}),
+    "unused_input-never": ("a stage input without gradient on every microbatch", ("the unsplit model's gradients, "
+                           "and none where it has none (None, not zeros)"), {"stepone", "unused"}, {}),
+}
+
+
+def _training(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    p = sc.params
+    name, world, case = p["schedule"], sc.world, p["case"]
+    what, expected, features, needs = TRAINING_CASES[case]
+    rtol, atol = _tol(target, "float32")
+    n_st = num_stages(name, world)
+    title = f"{name}: {what} fails (world {world}, {target.name}/{target.backend})"
+    expected = f"{expected} (rtol={rtol}, atol={atol})"
+    consts = _constants(SCHEDULE=name, CASE=case, N_STAGES=n_st, N_MB=training_rank.microbatches(name, world),
+                        STAGES=_stages(name, world), RTOL=rtol, ATOL=atol, D=training_rank.D,
+                        D_AUX=training_rank.D_AUX, SEQ=training_rank.SEQ, MB_SIZE=training_rank.MB_SIZE,
+                        N_LAYERS=training_rank.N_LAYERS, SEED=training_rank.SEED,
+                        LOSS_SCALE=training_rank.LOSS_SCALE, PRESPLIT_TRAIN=case == "presplit-step",
+                        FLAGS={"unused_input-some": "some", "unused_input-never": "no"}.get(case, "on"),
+                        NEEDS=needs, TITLE=title, EXPECTED=expected)
+    if not case.startswith("losses_released"):  # the losses cases judge the losses only
+        features = features | {"compare"} | ({"traincheck"} if case != "eval-first" else set())
+        features |= {"evalcheck"} if case.startswith("eval") or case == "presplit-eval" else set()
+    features |= set() if "evalcheck" in features else {"notevalcheck"}
+    body = select(t.TRAINING_MODEL, features) + select(t.TRAINING_RUN, features)
+    return consts + body, title, expected
+
+
+def _graph_split(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    p = sc.params
+    kind, dtype = p["model"], DTYPE_NAMES[p["dtype"]]
+    rtol, atol = _tol(target, dtype)
+    helpers = "schedule" not in p
+    label = {"shared": "a weight used at several sites", "multi_output": "a custom autograd Function with two "
+             "outputs", "lstm": "an nn.LSTM (output and final hidden state)"}[kind]
+    if helpers:
+        title = f"stage_backward_input/_weight: wrong gradients with {label} ({dtype}, {target.name})"
+        expected = ("stage_backward_input then stage_backward_weight on a two-block stage give the input gradient and "
+                    f"every weight gradient of one plain autograd backward (rtol={rtol}, atol={atol})")
+        consts = _constants(N_BLOCKS=2, N_MB=1, STAGES={0: [0, 1]}, DTYPE=dtype, RTOL=rtol, ATOL=atol, D=graphs_rank.D,
+                            SEQ=graphs_rank.SEQ, MB=graphs_rank.MB, TITLE=title, EXPECTED=expected)
+    else:
+        name, world = p["schedule"], sc.world
+        title = (f"{name}: the split backward fails with {label} (world {world}, {dtype}, "
+                 f"{target.name}/{target.backend})")
+        expected = (f"every microbatch loss and every parameter gradient equal the unsplit model's (rtol={rtol}, "
+                    f"atol={atol}, low precision: atol scaled by the largest entry)")
+        consts = _constants(SCHEDULE=name, N_BLOCKS=num_stages(name, world), N_MB=graphs_rank.N_MB,
+                            STAGES=_stages(name, world), DTYPE=dtype, RTOL=rtol, ATOL=atol, D=graphs_rank.D,
+                            SEQ=graphs_rank.SEQ, MB=graphs_rank.MB, TITLE=title, EXPECTED=expected)
+    features = {kind.replace("_", ""), "helpers" if helpers else "schedule"}
+    return consts + select(t.SPLIT_BACKWARD, features), title, expected
+
+
+BUILDERS = {"schedules": _schedule, "behaviour": _behaviour, "composition": _composition, "split": _split,
+            "training": _training, "graphs": _graph_split}
 
 
 def build(sc: Scenario, target: Target, filename: str) -> Script:
     """The whole script for one scenario on one target."""
-    if target.backend is None and sc.area != "split":
+    if target.backend is None and sc.area not in ("split",):
         raise ValueError(f"{target.name} has no collective backend")
     body, title, expected = BUILDERS[sc.area](sc, target)
     head = fill(t.HEADER, title=title, check_id=sc.check_id, check_id_r=repr(sc.check_id), filename=filename,
                 expected=expected, torch_type=repr(target.torch_type), backend=repr(target.backend), world=sc.world,
                 import_first=tuple(target.import_first), rank_env=dict(target.rank_env or {}),
-                process_group=sc.area != "split")
+                process_group=sc.area != "split" and not (sc.area == "graphs" and sc.world == 1))
     text = head + body + select(t.COMMON, set() if sc.area == "behaviour" else {"close"}) + t.LAUNCHER
     # one blank line between definitions: the script is read in an issue, where length counts more than PEP 8
     return Script(re.sub(r"\n\n\n+", "\n\n", text), title, expected)

@@ -607,3 +607,251 @@ def run_rank(rank, device):
 def judge(data):
     return None
 '''
+
+# The training checks' model (conformance/suite/ranks/training.py): Linear + BatchNorm (first layer of each stage) +
+# ReLU, residual, a forward counter buffer and one RNG draw per forward, and a side stream that only the head reads,
+# and only on microbatches whose flag column is positive (a stage input without gradient on those microbatches).
+TRAINING_MODEL = '''
+
+class Layer(nn.Module):
+    def __init__(self, norm):
+        super().__init__()
+        self.lin, self.aux, self.bn = nn.Linear(D, D), nn.Linear(D_AUX, D_AUX), nn.BatchNorm1d(D) if norm else nn.Identity()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, x, aux):
+        self.calls += 1
+        h = torch.relu(self.bn(self.lin(x).reshape(-1, D)).reshape(x.shape)) + 0 * torch.rand((), device=x.device)  # one RNG draw per forward
+        return x + h, torch.cat([torch.tanh(self.aux(aux[..., :D_AUX])), aux[..., D_AUX:]], dim=-1)
+
+
+class Model(nn.Module):  # layers[lo:hi] of the seeded model; the part holding the last layer has the head
+    def __init__(self, lo=0, hi=N_LAYERS):
+        super().__init__()
+        torch.manual_seed(SEED)
+        self.layers = nn.ModuleList([Layer(i % (N_LAYERS // N_STAGES) == 0) for i in range(N_LAYERS)])[lo:hi]
+        self.head, self.lo = nn.Linear(D_AUX, D) if hi == N_LAYERS else None, lo  # head: built after every layer
+
+    def forward(self, x, aux):
+        for layer in self.layers:
+            x, aux = layer(x, aux)
+        flagged = self.head is not None and bool(aux[..., D_AUX:].amax() > 0)  # the head reads the side stream if flagged
+        return (x, aux) if self.head is None else x + self.head(aux[..., :D_AUX]) if flagged else x
+
+    def full(self, name):  # a parameter's or buffer's name in the unsplit model
+        return name if not name.startswith("layers.") else f"layers.{self.lo + int(name.split('.')[1])}.{name.split('.', 2)[2]}"
+
+
+def loss_fn(output, target, scale=1.0):
+    return scale * F.mse_loss(output, target)
+
+
+def batch(seed, device, flags="on"):  # x, aux (flag column: the head reads the side stream), y
+    g = torch.Generator().manual_seed(seed)
+    x, aux = torch.randn(N_MB * MB_SIZE, SEQ, D, generator=g), torch.randn(N_MB * MB_SIZE, SEQ, D_AUX + 1, generator=g)
+    for i in range(N_MB):
+        aux[i * MB_SIZE:(i + 1) * MB_SIZE, :, D_AUX] = 1.0 if flags == "on" or (flags == "some" and i % 2 == 0) else -1.0
+    return [t.to(device) for t in (x, aux, torch.randn(N_MB * MB_SIZE, SEQ, D, generator=g))]
+
+
+def build(rank, device, scale_grads=True):
+    from torch.distributed import pipelining as pp  # this rank's stages (runtime shape inference) and schedule
+    cls = getattr(pp, SCHEDULE, None)
+    missing = [f"{api} (torch >= {v})" for api, v in NEEDS.items() if cls and api not in inspect.signature(cls.step).parameters and not hasattr(cls, api)]
+    if cls is None or missing:
+        raise NotApplicable(f"torch {torch.__version__} has no {SCHEDULE if cls is None else ', '.join(missing)}")
+    per = N_LAYERS // N_STAGES
+    stages = [pp.PipelineStage(Model(s * per, (s + 1) * per).to(device), s, N_STAGES, device) for s in STAGES[rank]]
+    kw = {"scale_grads": scale_grads} if "scale_grads" in inspect.signature(cls.__init__).parameters else {}
+    if not scale_grads and not kw:  # [summed]
+        raise NotApplicable(f"torch {torch.__version__}: {SCHEDULE} takes no scale_grads (needs torch >= 2.7)")  # [summed]
+    return stages, cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB, loss_fn=loss_fn, **kw)
+
+
+def reference(ref, b, train=True, divide=True, scale=1.0):  # the unsplit model; its gradients add to what it holds  # [compare]
+    before, outs, losses = {n: p.grad for n, p in ref.named_parameters()}, [], []  # [compare]
+    ref.zero_grad(set_to_none=True)  # [compare]
+    with torch.set_grad_enabled(train):  # [compare]
+        for xm, am, ym in zip(*(t.tensor_split(N_MB) for t in b)):  # [compare]
+            outs.append(ref(xm, am))  # [compare]
+            losses.append(loss_fn(outs[-1], ym, scale))  # [compare]
+            losses[-1].backward() if train else None  # [compare]
+    for n, p in ref.named_parameters():  # [compare]
+        p.grad = p.grad / N_MB if p.grad is not None and divide else p.grad  # [compare]
+        p.grad = before[n] if p.grad is None else p.grad if before[n] is None else p.grad + before[n]  # [compare]
+    return torch.cat(outs).detach(), [loss.detach() for loss in losses]  # [compare]
+'''
+
+TRAINING_RUN = '''
+
+def run_rank(rank, device):
+    torch.set_num_threads(1)  # as the suite's task: tiny BatchNorms on a loaded CPU
+    stages, sched = build(rank, device, scale_grads=CASE != "accumulation-summed")
+    first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
+    ref, (a, b, c, d), seen, kept = Model().to(device), (batch(100 + i, device) for i in range(4)), {"compared": 0}, []
+    gen = torch if DEVICE_TYPE == "cpu" else getattr(torch, DEVICE_TYPE)  # [rng]
+
+    def call(bt, what, train=True, presplit=False, outputs=True, scale=1.0, **kw):  # step()/eval() and the unsplit model
+        grads, losses = {(st.stage_index, n): p.grad if p.grad is None else p.grad.clone() for st in stages for n, p in st.submod.named_parameters()}, []  # [evalcheck]
+        losses = []  # [notevalcheck]
+        kw.update(({"arg_mbs": list(zip(*(t.tensor_split(N_MB) for t in bt[:2])))} if first else {}) | ({"target_mbs": list(bt[2].tensor_split(N_MB))} if last else {}) if presplit else {})  # [presplit]
+        kw.update({} if presplit or not last else {"target": bt[2]})
+        out = (sched.step if train else sched.eval)(*(tuple(bt[:2]) if first and not presplit else ()), losses=losses, **kw)
+        seen.setdefault("rng", gen.get_rng_state())  # after the first step, before the unsplit model draws  # [rng]
+        kept.extend(losses)  # [losses]
+        exp_out, exp_losses = reference(ref, bt, train=train, divide=CASE != "accumulation-summed", scale=scale)  # [compare]
+        if last:  # [compare]
+            if len(losses) != N_MB:  # [compare]
+                raise AssertionError(f"{len(losses)} microbatch losses, expected {N_MB} ({what})")  # [compare]
+            for i, (got, exp) in enumerate(zip(losses, exp_losses)):  # [compare]
+                close(got, exp, f"loss of microbatch {i} ({what})")  # [compare]
+            if outputs and out is None:  # [compare]
+                raise AssertionError(f"the last stage returned no outputs ({what})")  # [compare]
+            close(out, exp_out, f"merged outputs ({what})") if outputs else None  # [compare]
+        for st in stages:  # [compare]
+            for n, p in st.submod.named_parameters():  # [compare]
+                exp, label = ref.get_parameter(st.submod.full(n)).grad, f"gradient of {st.submod.full(n)} on stage {st.stage_index} ({what})"  # [compare]
+                if not train and not ((old := grads[(st.stage_index, n)]) is p.grad is None or (old is not None and p.grad is not None and torch.equal(old, p.grad))):  # [evalcheck]
+                    raise AssertionError(f"{label} changed during eval(), which runs no backward" + (f" (now {(old.abs().sum() / p.grad.abs().sum()).item():.3g}x smaller)" if old is not None and p.grad is not None else ""))  # [evalcheck]
+                if train and (exp is None) != (p.grad is None):  # [traincheck]
+                    raise AssertionError(f"{label}: the unsplit model has {'no gradient (None)' if exp is None else 'one'}, the stage has {'none' if p.grad is None else 'zeros' if p.grad.abs().sum().item() == 0 else 'a non-zero gradient'}")  # [traincheck]
+                close(p.grad, exp, label, grad=True) if train and exp is not None else None  # [traincheck]
+                seen["compared"] += 1  # [compare]
+
+    call(a, "eval() as the first call", train=False)  # [evalfirst]
+    start = gen.get_rng_state()  # [rng]
+    call(a, "first step")  # [stepone]
+    if not torch.equal(seen.pop("rng"), (gen.set_rng_state(start), [torch.rand((), device=device) for _ in range(N_MB * sum(len(st.submod.layers) for st in stages))], gen.get_rng_state())[-1]):  # [rng]
+        raise AssertionError(f"the random generator after the first step is not where its {N_MB} microbatch forwards (one draw per layer) leave it: shape inference drew random numbers")  # [rng]
+    fresh = Model().to(device)  # [buffers]
+    [fresh(xm, am) for xm, am in zip(a[0].tensor_split(N_MB), a[1].tensor_split(N_MB))]  # the step's own forwards  # [buffers]
+    for st, (n, buf) in ((st, nb) for st in stages for nb in st.submod.named_buffers()):  # [buffers]
+        if not torch.allclose(buf, exp := fresh.get_buffer(st.submod.full(n)), rtol=RTOL, atol=ATOL):  # [buffers]
+            raise AssertionError(f"buffer {st.submod.full(n)} on stage {st.stage_index}: {buf.tolist()}, the unsplit model's {exp.tolist()} after the same microbatches (shape inference ran a forward that moved it)")  # [buffers]
+    call(b, "step B after step A without zero_grad")  # [accumulation]
+    kept.clear()  # [between]
+    call(c, "eval() after a step (gradients kept)", train=False)  # [between]
+    [m.zero_grad(set_to_none=True) for m in [ref, *(st.submod for st in stages)]]  # zero_grad  # [between,returnoutputs,losskwargs,presplit,unused]
+    call(d, "step after eval()")  # [evalbetween]
+    call(c, "eval(return_outputs=False)", train=False, outputs=False, return_outputs=False)  # [returnoutputs]
+    call(c, "eval(loss_kwargs=...)", train=False, scale=LOSS_SCALE, loss_kwargs={"scale": LOSS_SCALE})  # [losskwargs]
+    call(b, f"{'step' if PRESPLIT_TRAIN else 'eval'}(arg_mbs=, target_mbs=)", train=PRESPLIT_TRAIN, presplit=True)  # [presplit]
+    call(batch(200, device, FLAGS), f"step with the side input read on {FLAGS} microbatches")  # [unused]
+    if last and any(alive := [saved(loss.grad_fn, set()) for loss in kept]):  # [losses]
+        raise AssertionError(f"the losses {CASE.split('-')[1]}() filled hold autograd graphs with {sum(alive)} saved tensor(s) (per microbatch {alive}): they stay alive as long as the caller keeps the losses")  # [losses]
+    return seen | {"stages": STAGES[rank], "compared": seen["compared"] + len(kept)}
+
+
+def saved(node, seen):  # tensors still saved for backward in the graph behind `node` (backward frees them)  # [losses]
+    def one(attr):  # [losses]
+        try:  # [losses]
+            v = getattr(node, attr)  # [losses]
+        except RuntimeError:  # freed  # [losses]
+            return 0  # [losses]
+        return sum(isinstance(t, torch.Tensor) for t in (v if isinstance(v, tuple) else (v,)))  # [losses]
+    if node is None or id(node) in seen or seen.add(id(node)):  # [losses]
+        return 0  # [losses]
+    return sum(one(a) for a in dir(node) if a.startswith("_saved_")) + sum(saved(f, seen) for f, _ in node.next_functions)  # [losses]
+
+
+def judge(data):  # every stage held once, something compared
+    return None if sorted(s for d in data for s in d["stages"]) == list(range(N_STAGES)) and sum(d["compared"] for d in data) else f"compared {data}"
+'''
+
+# The graphs area's split-backward models (conformance/suite/ranks/graphs.py): blocks whose autograd graphs reach the
+# corners of stage_backward_input/_weight; only the scenario's block is written out.
+SPLIT_BACKWARD = '''
+
+class Mix(torch.autograd.Function):  # (x * w, x + w): two outputs of one node, both depending on x and w  # [multioutput]
+    @staticmethod  # [multioutput]
+    def forward(ctx, x, w):  # [multioutput]
+        ctx.save_for_backward(x, w)  # [multioutput]
+        return x * w, x + w  # [multioutput]
+  # [multioutput]
+    @staticmethod  # [multioutput]
+    def backward(ctx, g_mul, g_add):  # [multioutput]
+        x, w = ctx.saved_tensors  # [multioutput]
+        return g_mul * w + g_add, (g_mul * x + g_add).reshape(-1, w.shape[-1]).sum(0)  # [multioutput]
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(D, D), nn.Linear(D, D)  # [shared]
+        self.b.weight = self.a.weight  # tied inside the stage  # [shared]
+        self.proj, self.w = nn.Linear(D, D), nn.Parameter(torch.linspace(0.5, 1.5, D))  # [multioutput]
+        self.lstm = nn.LSTM(D, D, batch_first=True)  # [lstm]
+
+    def forward(self, x):
+        h = torch.tanh(self.b(torch.tanh(self.a(x))))  # [shared]
+        return x + self.a(h)  # `a` again: its weight reaches the output at three sites of one path  # [shared]
+        a, b = Mix.apply(self.proj(x), self.w)  # [multioutput]
+        return x + torch.tanh(a) * torch.sigmoid(b)  # [multioutput]
+        out, (h, _) = self.lstm(x)  # [lstm]
+        return x + out + h[-1].unsqueeze(1)  # output and final hidden state both used  # [lstm]
+
+
+class Stack(nn.Module):  # the seeded model, only the blocks in `keep`, under layers.<global index> in every copy
+    def __init__(self, keep=None):
+        super().__init__()
+        torch.manual_seed(7)
+        blocks = {str(i): Block() for i in range(N_BLOCKS)}
+        self.layers = nn.ModuleDict({k: v for k, v in blocks.items() if keep is None or int(k) in keep})
+
+    def forward(self, x):
+        for b in self.layers.values():
+            x = b(x)
+        return x
+
+
+def run_rank(rank, device):
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(99)
+    x, y = (torch.randn(N_MB * MB, SEQ, D, generator=g).to(device, DTYPE) for _ in range(2))
+    ref = Stack().to(device, DTYPE)
+    xr, losses = x.clone().requires_grad_(True), []
+    for xm, ym in zip(xr.chunk(N_MB), y.chunk(N_MB)):  # the unsplit model, gradients averaged over microbatches
+        losses.append(F.mse_loss(ref(xm), ym))
+        losses[-1].backward()
+    for p in ref.parameters():
+        p.grad /= N_MB
+    try:  # [helpers]
+        from torch.distributed.pipelining._backward import stage_backward_input, stage_backward_weight  # [helpers]
+    except ImportError as exc:  # [helpers]
+        raise NotApplicable(f"torch {torch.__version__} has no stage_backward_input/_weight ({exc})")  # [helpers]
+    mods = [Stack()]  # [helpers]
+    mods[0].to(device, DTYPE)  # [helpers]
+    xs = x.clone().requires_grad_(True)  # [helpers]
+    dinputs, groups = stage_backward_input([F.mse_loss(mods[0](xs), y)], None, [xs], mods[0].parameters())  # [helpers]
+    stage_backward_weight(mods[0].parameters(), groups)  # [helpers]
+    if dinputs[0] is None:  # [helpers]
+        raise AssertionError("stage_backward_input returned no input gradient")  # [helpers]
+    close(dinputs[0], xr.grad, "input gradient", grad=True)  # [helpers]
+    from torch.distributed import pipelining as pp  # [schedule]
+  # [schedule]
+    cls = getattr(pp, SCHEDULE, None)  # [schedule]
+    if cls is None:  # [schedule]
+        raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{SCHEDULE}")  # [schedule]
+    mods = [Stack(range(s, s + 1)).to(device, DTYPE) for s in STAGES[rank]]  # [schedule]
+    stages = [pp.PipelineStage(m, s, N_BLOCKS, device) for m, s in zip(mods, STAGES[rank])]  # [schedule]
+    got = []  # [schedule]
+    last = any(s.is_last for s in stages)  # [schedule]
+    cls(stages, n_microbatches=N_MB, loss_fn=F.mse_loss).step(*([x] if any(s.is_first for s in stages) else []), target=y if last else None, losses=got)  # [schedule]
+    if last and len(got) != N_MB:  # [schedule]
+        raise AssertionError(f"{len(got)} microbatch losses, expected {N_MB}")  # [schedule]
+    for i, (loss, exp) in enumerate(zip(got if last else [], losses)):  # [schedule]
+        close(loss, exp, f"loss of microbatch {i}", grad=True)  # [schedule]
+    refp, n = dict(ref.named_parameters()), 0
+    for m in mods:
+        for name, p in m.named_parameters():
+            if p.grad is None:
+                raise AssertionError(f"{name} has no gradient (the unsplit model has one) on rank {rank}")
+            close(p.grad, refp[name].grad, f"gradient of {name} on rank {rank}", grad=True)
+            n += 1
+    return {"grads": n, "model_params": len(refp)}
+
+
+def judge(data):
+    n = sum(d["grads"] for d in data)
+    return None if n == data[0]["model_params"] else f"the ranks compared {n} gradients of {data[0]['model_params']}"
+'''
