@@ -93,6 +93,9 @@ def test_the_generator_never_imports_torch(tmp_path):
      "repro does not cover test_backward.py::test_stage_backward (it covers"),
     ("test_graphs.py::test_plan_csv_round_trip[ScheduleZBVZeroBubble]", "of the graphs area only"),
     ("test_graphs.py::test_receive_order[per_edge_p2p-ScheduleZBVZeroBubble]", "only in its defer_pp_recv cases"),
+    ("test_training.py::test_training_seq_len[ScheduleGPipe-world1]", "the sequence-length check has no script"),
+    ("test_training.py::test_training_presplit[mismatch-ScheduleGPipe-world2]", "only in its step and eval cases"),
+    ("test_training.py::test_training_metadata[static-ScheduleGPipe-world2]", "only in its buffers and rng cases"),
     ("test_behaviour.py::test_step_cost[ScheduleGPipe-world1]", "step cost is a measurement"),
 ])
 def test_a_check_it_cannot_write_is_one_line_and_exit_2(capsys, tmp_path, check_id, expect):

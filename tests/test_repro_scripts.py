@@ -148,3 +148,46 @@ def test_a_passing_check_exits_0_and_fails_under_a_fault_in_pipelining(tmp_path)
         env = plain_env(PYTHONPATH=str(SUPPORT / "repro_sitecustomize"), CONFORMANCE_TEST_SCHEDULE_FAULT=fault)
         proc, _ = run_script(sys.executable, script, env=env)
         assert proc.returncode == 1 and shows in proc.stdout, (fault, proc.stdout[-2000:] + proc.stderr[-2000:])
+
+
+# Training and split-backward checks that pass on every build here, each with a fault of its area's fault module that
+# must fail it (tests/support/training_faults.py, graphs_faults.py): the scripts assert what those checks assert.
+# The pre-split and buffer-backup faults need torch >= 2.14 (arg_mbs, the backup), so this build's env cannot run them.
+AREA_FAULTS = {
+    "test_training.py::test_training_accumulation[summed-ScheduleGPipe-world1]":
+        ("CONFORMANCE_TEST_TRAINING_FAULT", "overwrite_grads", "differs from the unsplit model"),
+    "test_training.py::test_training_unused_input[some-ScheduleGPipe-world2]":
+        ("CONFORMANCE_TEST_TRAINING_FAULT", "drop_partial_grads", "differs from the unsplit model"),
+    "test_training.py::test_training_eval[loss_kwargs-ScheduleGPipe-world1]":
+        ("CONFORMANCE_TEST_TRAINING_FAULT", "eval_drops_loss_kwargs", "loss of microbatch 0"),
+    "test_training.py::test_training_losses_released[step-ScheduleGPipe-world1]":
+        ("CONFORMANCE_TEST_TRAINING_FAULT", "losses_keep_graph", "hold autograd graphs"),
+    "test_training.py::test_training_metadata[rng-ScheduleGPipe-world1]":
+        ("CONFORMANCE_TEST_TRAINING_FAULT", "inference_draws_rng", "shape inference drew random numbers"),
+    "test_graphs.py::test_split_backward_helpers[shared-fp32]":
+        ("CONFORMANCE_TEST_GRAPHS_FAULT", "weight_double_count", "gradient of layers."),
+    "test_graphs.py::test_split_backward_helpers[multi_output-fp32]":
+        ("CONFORMANCE_TEST_GRAPHS_FAULT", "weight_first_output_only", "gradient of layers."),
+}
+
+
+def test_training_and_split_backward_scripts_fail_under_their_areas_faults(tmp_path):
+    """Each script exits 0 on this build and 1 under its fault, saying what differs (two processes at a time)."""
+    here = expectations.load("cpu", torch_version(sys.executable))  # the split backward's entries end before 2.13
+    assert not [cid for cid in AREA_FAULTS for e in here if cid.startswith(e.prefix)]
+    scripts = {cid: engine.write(cid, "cpu", tmp_path, python=sys.executable, run=False).script_path
+               for cid in AREA_FAULTS}
+    jobs = [(cid, {}) for cid in AREA_FAULTS] + [
+        (cid, {"PYTHONPATH": str(SUPPORT / "repro_sitecustomize"), var: fault})
+        for cid, (var, fault, _) in AREA_FAULTS.items()]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda job: run_script(sys.executable, scripts[job[0]], env=plain_env(**job[1]))[0],
+                             jobs))
+    wrong = []
+    for (cid, env), proc in zip(jobs, runs, strict=True):
+        fault = next((v for k, v in env.items() if k != "PYTHONPATH"), None)
+        shows = AREA_FAULTS[cid][2]
+        if (proc.returncode, fault is None or shows in proc.stdout) != (0 if fault is None else 1, True):
+            wrong.append(f"{cid} under {fault or 'no fault'}: exit {proc.returncode}: "
+                         f"{(proc.stdout + proc.stderr)[-800:]}")
+    assert not wrong, "\n".join(wrong)
