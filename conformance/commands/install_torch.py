@@ -240,9 +240,9 @@ def _pip_or_explain(plan: builds.TorchPlan, pip_args: list[str], requirement: st
     if code != 0:
         sys.stderr.write(
             f"conformance install-torch: could not install {requirement} for the {plan.device} env from {tried}.\n"
-            "  Choose an available release with TORCH_VERSION=..., point CONFORMANCE_"
-            f"{plan.device.upper()}_INDEX or CONFORMANCE_INDEX_BASE at a reachable mirror, or use host mode "
-            "(CONFORMANCE_HOST_TORCH=1) to test the torch already installed.\n"
+            f"  Choose an available release with TORCH_VERSION=..., point {settings.device_index(plan.device).name}"
+            f" or {settings.INDEX_BASE.name} at a reachable mirror, or use host mode "
+            f"({settings.HOST_TORCH.name}=1) to test the torch already installed.\n"
         )
         return errors.INTERNAL
     got = _installed_torch()
@@ -258,7 +258,7 @@ def _pip_or_explain(plan: builds.TorchPlan, pip_args: list[str], requirement: st
 
 def _host_python() -> str | None:
     """The interpreter that holds the host's torch: CONFORMANCE_HOST_PYTHON, else the first python3 outside this env."""
-    chosen = os.environ.get("CONFORMANCE_HOST_PYTHON", "").strip()
+    chosen = settings.HOST_PYTHON.raw()
     if chosen:
         return shutil.which(chosen) or (chosen if os.path.exists(chosen) else None)
     own_bin = os.path.dirname(sys.executable)
@@ -288,10 +288,10 @@ def _remember_host_mode(plan: builds.TorchPlan) -> None:
     marker = builds.host_marker()
     with open(marker, "w", encoding="utf-8") as fh:
         json.dump({"device": plan.device, "because": plan.host_because,
-                   "host_python": os.environ.get("CONFORMANCE_HOST_PYTHON", "")}, fh)
+                   "host_python": settings.HOST_PYTHON.raw()}, fh)
         fh.write("\n")
     if not plan.host_because.startswith("remembered"):
-        _say(f"host mode remembered in {marker} (CONFORMANCE_HOST_TORCH=0 or `tox -r` forgets it)")
+        _say(f"host mode remembered in {marker} ({settings.HOST_TORCH.name}=0 or `tox -r` forgets it)")
 
 
 def _link_host_torch(plan: builds.TorchPlan) -> int:
@@ -311,7 +311,7 @@ def _link_host_torch(plan: builds.TorchPlan) -> int:
         subprocess.call([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "torch"])
     host = _host_python()
     if host is None:
-        _say("WARNING: host mode but no host python3 found outside this env; set CONFORMANCE_HOST_PYTHON. "
+        _say(f"WARNING: host mode but no host python3 found outside this env; set {settings.HOST_PYTHON.name}. "
              "The run will fail its identity check: the env has no torch.")
         return errors.OK
     try:

@@ -97,3 +97,15 @@ REPORT_SERIAL = _s("REPORT_SERIAL", "", "`1`: render the report's outputs one af
 
 def by_name() -> dict[str, Setting]:
     return {s.name: s for s in ALL}
+
+
+def named(suffix: str) -> Setting:
+    """The setting `CONFORMANCE_<suffix>`: the declared one, else (an out-of-tree profile's own variant setting) an
+    undeclared one with no default."""
+    name = f"CONFORMANCE_{suffix}"
+    return by_name().get(name) or Setting(name, "", f"set by a device profile ({suffix})")
+
+
+def device_index(device: str) -> Setting:
+    """`CONFORMANCE_<DEVICE>_INDEX` of one device (declared once as DEVICE_INDEX)."""
+    return Setting(DEVICE_INDEX.name.replace("<DEVICE>", device.upper()), DEVICE_INDEX.default, DEVICE_INDEX.help)

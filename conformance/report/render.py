@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conformance import errors
+from conformance.protocol import settings
 from conformance.report import model as m
 
 Writer = Callable[[m.Matrix, TextIO], None]
-SERIAL_ENV = "CONFORMANCE_REPORT_SERIAL"
+SERIAL_ENV = settings.REPORT_SERIAL.name
 # Relative cost per format (CPU seconds x10 at 130k testcases, measured); unknown formats count 1.
 WEIGHT = {"xml": 1.8, "json": 2.9, "html": 1.7, "md": 0.1}
 
@@ -80,7 +81,7 @@ def _child(matrix: m.Matrix, jobs: list[tuple[str, Writer, Path]], theirs: list[
 
 def render_files(matrix: m.Matrix, jobs: list[tuple[str, Writer, Path]]) -> None:
     """Write every job (format name, writer, file) completely, or raise; the files are temporaries to commit."""
-    if len(jobs) < 2 or not hasattr(os, "fork") or os.environ.get(SERIAL_ENV) == "1":
+    if len(jobs) < 2 or not hasattr(os, "fork") or settings.REPORT_SERIAL.flag():
         for _, writer, path in jobs:
             _write(matrix, writer, path)
         return

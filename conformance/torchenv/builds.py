@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from conformance.errors import UsageError
+from conformance.protocol import settings
 from conformance.torchenv import profiles
 
 # The torch release the whole matrix tests unless TORCH_VERSION says otherwise for one run. It is also the torch of
@@ -57,15 +58,8 @@ BACKENDS = {name: p.backend or "" for name, p in profiles.all_profiles().items()
 # Not pip-installable (Gaudi torch ships inside Intel Gaudi images): always tests the host's torch.
 HOST_ONLY_DEVICES = frozenset(name for name, p in profiles.all_profiles().items() if p.host_only)
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
 class PinError(UsageError, ValueError):
     """A device or pin setting that names nothing we know; the message says what is valid."""
-
-
-def env_flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").strip().lower() in _TRUE
 
 
 def pypi_default_variant(version: str) -> str:
@@ -174,9 +168,9 @@ def host_lacks(profile: profiles.Profile, system: str | None = None) -> str:
 def _host_because(profile: profiles.Profile, environ: Mapping[str, str], prefix: str | None) -> str:
     if profile.host_only:
         return f"{profile.label} torch is not pip-installable"
-    raw = environ.get("CONFORMANCE_HOST_TORCH", "").strip().lower()
-    if raw in _TRUE:
-        return "CONFORMANCE_HOST_TORCH=1"
+    raw = settings.HOST_TORCH.raw(environ).lower()
+    if raw in settings.TRUE:
+        return f"{settings.HOST_TORCH.name}=1"
     if raw:  # an explicit 0/false re-pins an env that was installed in host mode
         return ""
     marker = host_marker(prefix)
@@ -189,18 +183,18 @@ def plan(device: str, environ: Mapping[str, str] | None = None, prefix: str | No
     profile = profiles.find(device)
     if profile is None:
         raise PinError(f"unknown device {device!r}: choose one of {', '.join(profiles.names())}")
-    series = environ.get("CONFORMANCE_TORCH_SERIES", "").strip()
+    series = settings.TORCH_SERIES.raw(environ)
     if series and series not in RELEASES:
         raise PinError(f"unknown torch series {series!r}: known {', '.join(sorted(RELEASES))} "
                        "(conformance/torchenv/builds.py)")
     version = RELEASES[series] if series else environ.get("TORCH_VERSION", "").strip() or DEFAULT_TORCH_VERSION
-    chosen = environ.get(f"CONFORMANCE_{profile.variant_setting}", "").strip() if profile.variant_setting else ""
+    chosen = settings.named(profile.variant_setting).raw(environ) if profile.variant_setting else ""
     variant = chosen or expected_variant(profile)
     because = _host_because(profile, environ, prefix)
     if because:
         return TorchPlan(device, version, variant, "host", None, because, absent=_recorded_absence(prefix))
-    base = environ.get("CONFORMANCE_INDEX_BASE", "").strip().rstrip("/") or DEFAULT_INDEX_BASE
-    index = environ.get(f"CONFORMANCE_{device.upper()}_INDEX", "").strip()
+    base = settings.INDEX_BASE.raw(environ).rstrip("/") or DEFAULT_INDEX_BASE
+    index = settings.device_index(device).raw(environ)
     if not index and profile.variant:
         index = f"{base}/{variant}"
     return TorchPlan(device, version, variant, "pinned", index or None, absent=_recorded_absence(prefix))

@@ -291,11 +291,11 @@ def no_torch_message(env: str, build: Build, plan: builds.TorchPlan) -> str:
     if plan.source == "host":
         python = settings.HOST_PYTHON.raw() or "the first python3 on PATH outside the env"
         fix = (f"host mode links the torch of {python} into the env: point "
-               f"CONFORMANCE_HOST_PYTHON at an interpreter that imports torch, then rebuild with {rebuild}")
+               f"{settings.HOST_PYTHON.name} at an interpreter that imports torch, then rebuild with {rebuild}")
     else:
         fix = (f"rebuild it with {rebuild} (or `conformance install-torch --device {plan.device}` in it), or in "
-               f"host mode make sure CONFORMANCE_HOST_TORCH=1 points at an interpreter with torch "
-               f"(CONFORMANCE_HOST_PYTHON)")
+               f"host mode make sure {settings.HOST_TORCH.name}=1 points at an interpreter with torch "
+               f"({settings.HOST_PYTHON.name})")
     return f"the {env} env has no importable torch ({build.error}): {fix}"
 
 
