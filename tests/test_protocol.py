@@ -60,6 +60,16 @@ def test_step_cost_json_is_byte_identical_to_the_documented_format():
         ("test_step_cost[ScheduleGPipe-world2]", cost)]
 
 
+def test_step_cost_later_fields_are_written_only_when_set_and_round_trip():
+    old = stepcost.StepCost.from_dict(COST)
+    assert old.traced_step is None and "traced_step" not in old.to_json()
+    new = stepcost.StepCost.from_dict({**COST, "traced_step": 2, "traced_step_ms": 1.3, "model": "4096 bf16"})
+    assert new.to_json() == json.dumps({**COST, "traced_step": 2, "traced_step_ms": 1.3, "model": "4096 bf16"},
+                                       separators=(",", ":"))
+    assert stepcost.StepCost.from_json(new.to_json()) == new
+    assert stepcost.StepCost.from_dict({**COST, "traced_step": "2"}).traced_step is None, "only an int is an index"
+
+
 def test_trace_json_round_trips_and_bad_payloads_read_as_nothing():
     value = '{"schedule":"Schedule1F1B","world":2,"unit":"us","ranks":{"0":[[0,"F",0,0,5]],"1":[[1,"B",0,6,9]]}}'
     trace = stepcost.Trace.from_json(value)

@@ -68,7 +68,7 @@ def test_timed_steps_trace_every_step_and_the_table_and_trace_show_the_same_step
         assert all(w0 <= a[3] <= a[4] <= w1 for a in acts)  # every action inside its step's window
     i, step = median_step([data])
     cost = summarize_cost(schedule, 1, [data])
-    assert cost["traced_step"] == i and cost["traced_step_ms"] == cost["step_ms"]  # 3 steps: the median is one
+    assert cost.traced_step == i and cost.traced_step_ms == cost.step_ms  # 3 steps: the median is one
     trace = json.loads(compact_trace(schedule, 1, step))
     assert trace["window"]["0"][0] == 0 and len(trace["ranks"]["0"]) == len(data["traces"][i])
     parts = decompose.decompose(trace)["0"]

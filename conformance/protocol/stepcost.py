@@ -1,9 +1,9 @@
 """Step-cost and trace payloads: suite-level JUnit properties `stepcost:<check>` and `trace:<check>`, compact JSON.
 
 `stepcost:<check>` = {schedule, world, n_mb, steps, step_ms, ideal_ms, bubble, bubble_theory, bubble_theory_source,
-peak_bytes{rank}, base_bytes{rank}, device, traced_step_ms?, model?}; `trace:<check>` = {schedule, world, unit: "us",
-ranks{rank: [[stage, kind, mb, start, end]]}, window?{rank: [start, end]}} (`?`: newer writers only; readers accept
-payloads without them). The behaviour checks write them (`StepCost.property()`,
+peak_bytes{rank}, base_bytes{rank}, device, traced_step?, traced_step_ms?, model?}; `trace:<check>` = {schedule,
+world, unit: "us", ranks{rank: [[stage, kind, mb, start, end]]}, window?{rank: [start, end]}} (`?`: newer writers
+only; readers accept payloads without them). The behaviour and step-tier checks write them (`StepCost.property()`,
 `Trace.property()`); the report reads them back with `read_costs()` and `read_traces()`.
 """
 
@@ -39,13 +39,17 @@ def _int(value: Any) -> int:
         return 0
 
 
+def _index(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _bytes(value: Any) -> dict[str, int]:
     if not isinstance(value, dict):
         return {}
     return {str(k): int(v) for k, v in value.items() if isinstance(v, (int, float))}
 
 
-_LATER_FIELDS = frozenset({"traced_step_ms", "model"})
+_LATER_FIELDS = frozenset({"traced_step", "traced_step_ms", "model"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class StepCost:
     peak_bytes: dict[str, int] = field(default_factory=dict)
     base_bytes: dict[str, int] = field(default_factory=dict)
     device: str = ""
-    traced_step_ms: float | None = None  # the step the trace shows (the median one; absent in older payloads)
+    traced_step: int | None = None  # index of the timed step the trace shows (the median one; absent in older payloads)
+    traced_step_ms: float | None = None  # that step's time (absent in older payloads)
     model: str = ""  # what was timed, in words (the realistic tier says; absent for the step-cost model)
 
     def to_json(self) -> str:
@@ -85,7 +90,8 @@ class StepCost:
                    bubble_theory=_num(d.get("bubble_theory")),
                    bubble_theory_source=str(d.get("bubble_theory_source") or ""),
                    peak_bytes=_bytes(d.get("peak_bytes")), base_bytes=_bytes(d.get("base_bytes")),
-                   device=str(d.get("device") or ""), traced_step_ms=_num(d.get("traced_step_ms")),
+                   device=str(d.get("device") or ""), traced_step=_index(d.get("traced_step")),
+                   traced_step_ms=_num(d.get("traced_step_ms")),
                    model=str(d.get("model") or ""))
 
     @classmethod

@@ -28,6 +28,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from conformance.protocol.stepcost import StepCost
+
 KINDS = ("F", "I", "W", "B")
 PARTS = ("F", "I", "W", "B", "wait", "overhead", "idle")  # the stacked bar's segments, in order
 # Non-split schedules whose B is the reference for a split schedule with the same stage count, by preference.
@@ -259,11 +261,11 @@ def ranking(rows: list[dict[str, Any]], baseline: str = "Schedule1F1B") -> dict[
 ANALYSIS_KEYS = ("traced_step_ms", "decomposition", "achievable_ms", "efficiency", "inflation")
 
 
-def for_env(costs: Iterable[tuple[str, Any]], traces: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+def for_env(costs: Iterable[tuple[str, StepCost]], traces: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
     """check -> its analysis (ANALYSIS_KEYS present), from an env's typed step costs and traces
     (`conformance.protocol.stepcost.StepCost`/`Trace` pairs, as the report model holds them)."""
     rows = [{"check": check, "schedule": c.schedule, "world": c.world, "step_ms": c.step_ms,
-             "traced_step_ms": getattr(c, "traced_step_ms", None)} for check, c in costs]
+             "traced_step_ms": c.traced_step_ms} for check, c in costs]
     return {r["check"]: {k: r[k] for k in ANALYSIS_KEYS if k in r} for r in enrich(rows, list(traces))
             if "decomposition" in r}
 

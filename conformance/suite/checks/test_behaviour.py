@@ -8,7 +8,6 @@ The measured traces and step costs go to suite-level JUnit properties (`conforma
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -52,16 +51,21 @@ def behaviour_cache() -> Cache:
     return Cache()
 
 
-def compact_trace(schedule: str, world: int, data: list[dict]) -> str:
-    """The measured trace as compact JSON: microseconds from the first action (or step start), one list per rank;
-    `window` (where the ranks recorded it) is each rank's whole step() call on the same clock."""
+def measured_trace(schedule: str, world: int, data: list[dict]) -> stepcost.Trace:
+    """The measured trace: microseconds from the first action (or step start), one list per rank; `window` (where
+    the ranks recorded it) is each rank's whole step() call on the same clock."""
     starts = [a[3] for d in data for a in d["trace"]] + [d["window"][0] for d in data if d.get("window")]
     t0 = min(starts, default=0)
     ranks = {str(d["rank"]): [[s, k, mb, (a - t0) // 1000, (b - t0) // 1000] for s, k, mb, a, b in d["trace"]]
              for d in data}
     window = ({str(d["rank"]): [(d["window"][0] - t0) // 1000, (d["window"][1] - t0) // 1000] for d in data}
               if all(d.get("window") for d in data) else {})
-    return stepcost.Trace(schedule, world, ranks, window=window).to_json()
+    return stepcost.Trace(schedule, world, ranks, window=window)
+
+
+def compact_trace(schedule: str, world: int, data: list[dict]) -> str:
+    """The measured trace as its `trace:` property writes it (compact JSON)."""
+    return measured_trace(schedule, world, data).to_json()
 
 
 def median_step(data: list[dict]) -> tuple[int, list[dict]]:
@@ -83,8 +87,8 @@ def traced(on_ranks, behaviour_cache: Cache, record_testsuite_property, request)
             data = on_ranks(world, "behaviour", schedule=schedule)
             numerics_state_unchanged(data)
             if all(d.get("trace") for d in data):
-                record_testsuite_property(f"{stepcost.TRACE}test_behaviour_dependencies[{schedule}-world{world}]",
-                                          compact_trace(schedule, world, data))
+                record_testsuite_property(*measured_trace(schedule, world, data).property(
+                    f"test_behaviour_dependencies[{schedule}-{world_id(world)}]"))
             return data
 
         data = behaviour_cache.get(("behaviour", schedule, world), run)
@@ -207,7 +211,7 @@ def step_cost_data(on_ranks, cache: Cache, schedule: str, world: int) -> list[di
     return cache.get((STEP_COST, schedule, world), lambda: on_ranks(world, STEP_COST, schedule=schedule))
 
 
-def summarize_cost(schedule: str, world: int, data: list[dict]) -> dict:
+def summarize_cost(schedule: str, world: int, data: list[dict]) -> stepcost.StepCost:
     """Step ms (median over ranks' slowest), ideal, bubble measured vs theory, peak memory per rank."""
     steps = [max(d["step_ms"][i] for d in data) for i in range(len(data[0]["step_ms"]))]
     step = statistics.median(steps)
@@ -217,13 +221,13 @@ def summarize_cost(schedule: str, world: int, data: list[dict]) -> dict:
     v = len(stage_ids(schedule, 0, world))
     theory_fn, theory_src = bounds.BUBBLE[schedule]
     theory = theory_fn(n_mb, world, v)
-    return {"schedule": schedule, "world": world, "n_mb": n_mb, "steps": len(steps), "step_ms": round(step, 3),
-            "traced_step": traced, "traced_step_ms": round(steps[traced], 3),
-            "ideal_ms": round(ideal, 3), "bubble": round(max(0.0, 1 - ideal / step), 4),
-            "bubble_theory": None if theory is None else round(theory, 4), "bubble_theory_source": theory_src,
-            "peak_bytes": {str(d["rank"]): d["peak_bytes"] for d in data},
-            "base_bytes": {str(d["rank"]): d.get("base_bytes", 0) for d in data},
-            "device": data[0].get("device_name", "")}
+    return stepcost.StepCost(
+        schedule=schedule, world=world, n_mb=n_mb, steps=len(steps), step_ms=round(step, 3),
+        ideal_ms=round(ideal, 3), bubble=round(max(0.0, 1 - ideal / step), 4),
+        bubble_theory=None if theory is None else round(theory, 4), bubble_theory_source=theory_src,
+        peak_bytes={str(d["rank"]): d["peak_bytes"] for d in data},
+        base_bytes={str(d["rank"]): d.get("base_bytes", 0) for d in data},
+        device=data[0].get("device_name", ""), traced_step=traced, traced_step_ms=round(steps[traced], 3))
 
 
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)
@@ -237,10 +241,10 @@ def test_step_cost(on_ranks, behaviour_cache, record_testsuite_property, conform
                     "suite's small models say nothing about a device")
     data = step_cost_data(on_ranks, behaviour_cache, schedule, world)
     cost = summarize_cost(schedule, world, data)
-    name = f"test_step_cost[{schedule}-world{world}]"
-    record_testsuite_property(stepcost.STEPCOST + name, json.dumps(cost, separators=(",", ":")))
-    record_testsuite_property(stepcost.TRACE + name, compact_trace(schedule, world, median_step(data)[1]))
-    assert cost["steps"] >= 5, f"{schedule}: {cost['steps']} timed steps, expected at least 5"
+    name = f"test_step_cost[{schedule}-{world_id(world)}]"
+    record_testsuite_property(*cost.property(name))
+    record_testsuite_property(*measured_trace(schedule, world, median_step(data)[1]).property(name))
+    assert cost.steps >= 5, f"{schedule}: {cost.steps} timed steps, expected at least 5"
 
 
 @pytest.mark.parametrize("world", WORLDS, ids=world_id)

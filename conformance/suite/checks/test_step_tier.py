@@ -9,13 +9,14 @@ steps were timed than the tier asks for. On CPU it is not applicable without bui
 
 from __future__ import annotations
 
-import json
+import dataclasses
 
 import pytest
 
-from conformance.protocol import outcomes, stepcost
+from conformance.protocol import outcomes
 from conformance.suite.applicable import require
-from conformance.suite.checks.test_behaviour import Cache, compact_trace, median_step, summarize_cost, world_id
+from conformance.suite.checks.test_behaviour import Cache, measured_trace, median_step, summarize_cost
+from conformance.suite.ranks.common import world_id
 from conformance.suite.ranks.schedules import SCHEDULES
 
 WORLDS = [2, 4]
@@ -32,15 +33,15 @@ def tier_cache() -> Cache:
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_step_tier(on_ranks, tier_cache, record_testsuite_property, conformance, schedule, world):
     """Accelerators: step time, bubble, peak memory per rank and the median step's trace on transformer-block
-    stages (hidden 4096, bf16, m = 16); recorded as `stepcost:` and `trace:` suite properties for the report."""
+    stages (hidden 4096, bf16, m = 16); recorded as step-cost and trace suite properties for the report."""
     require(schedule)
     if conformance.dev.name == "cpu":
         pytest.skip(outcomes.not_applicable("the realistic step-cost tier (hidden 4096, bf16 transformer blocks) "
                                             "runs on accelerators only; on CPU one step would take minutes and say "
                                             "nothing about a device"))
     data = tier_cache.get((TIER, schedule, world), lambda: on_ranks(world, TIER, schedule=schedule))
-    cost = {**summarize_cost(schedule, world, data), "model": data[0].get("model", "")}
+    cost = dataclasses.replace(summarize_cost(schedule, world, data), model=data[0].get("model", ""))
     name = f"test_step_tier[{schedule}-{world_id(world)}]"
-    record_testsuite_property(stepcost.STEPCOST + name, json.dumps(cost, separators=(",", ":")))
-    record_testsuite_property(stepcost.TRACE + name, compact_trace(schedule, world, median_step(data)[1]))
-    assert cost["steps"] >= MIN_STEPS, f"{schedule}: {cost['steps']} timed steps, expected at least {MIN_STEPS}"
+    record_testsuite_property(*cost.property(name))
+    record_testsuite_property(*measured_trace(schedule, world, median_step(data)[1]).property(name))
+    assert cost.steps >= MIN_STEPS, f"{schedule}: {cost.steps} timed steps, expected at least {MIN_STEPS}"
