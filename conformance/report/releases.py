@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from conformance.protocol import properties as P
 from conformance.report import model as m
 from conformance.repro.commandline import repro_command
 
@@ -487,7 +488,7 @@ def to_data(report: ReleaseReport) -> dict[str, Any]:
     for axis in report.axes:
         labels = axis.labels
         axes.append({
-            "device": axis.device, "device_count": axis.count, "device_names": axis.hardware,
+            P.DEVICE: axis.device, P.DEVICE_COUNT: axis.count, P.DEVICE_NAMES: axis.hardware,
             "releases": [{"release": c.label, "torch": c.versions, "source": c.sources,
                           "envs": [e.name for e in c.envs]} for c in axis.columns],
             "sources_differ": axis.sources_differ,

@@ -147,30 +147,28 @@ def run_behaviour(ctx: RankContext, params: dict) -> dict:
         # cost; the bounds still separate depth-first from breadth-first (2S in flight vs at most 3p - 1).
         params.setdefault("n_microbatches", schedules.num_stages(params["schedule"], ctx.world_size))
     traced = params.pop("trace", True)
-    devices = [ctx.device_type]
-    state_before = numerics_state.snapshot(devices)
-    run = schedules.prepare(ctx, params)
-    out: dict[str, Any] = {"rank": ctx.rank, "host": socket.gethostname(), "stages": run.sids, "n_mb": run.n_mb}
-    if traced:
-        tracer = trace.Tracer(ctx.device_type)
-        missing = tracer.attach_all(run.stages)
-        plan, plan_reason = trace.declared_plan(run.sched, ctx.rank)
-        actions, split = traced_step(run, tracer) if not missing else ([], {"violations": [], "seen": {}})
-        tracer.detach()
-        out.update(missing=missing, trace=actions, plan=plan, plan_reason=plan_reason, split=split,
-                   window=tracer.windows[-1] if tracer.windows else None,
-                   clock_tolerance_ns=tracer.clock.tolerance_ns,
-                   missing_split=sorted({m for st in run.stages for m in trace.missing_points(st, "W")}))
-    unit, measure = live_meter(ctx.device_type)
-    live: dict[str, dict] = {}
-    with frozen_heap():
-        for mode in modes:
-            live[mode] = growth(run, mode, measure)
-    out.update(live_unit=unit, live=live)
-    # Pipelining must leave torch's global numerics state as found (the pytest side fails the check otherwise).
-    out["numerics_state"] = numerics_state.compare(state_before, numerics_state.snapshot(devices))
-    if out["numerics_state"]:
-        numerics_state.restore_defaults()  # the pool's next check on this rank must not inherit it
+    # The guard restores the pinned state after a change: the pool's next check on this rank must not inherit it.
+    with numerics_state.guarded([ctx.device_type]) as state:
+        run = schedules.prepare(ctx, params)
+        out: dict[str, Any] = {"rank": ctx.rank, "host": socket.gethostname(), "stages": run.sids, "n_mb": run.n_mb}
+        if traced:
+            tracer = trace.Tracer(ctx.device_type)
+            missing = tracer.attach_all(run.stages)
+            plan, plan_reason = trace.declared_plan(run.sched, ctx.rank)
+            actions, split = traced_step(run, tracer) if not missing else ([], {"violations": [], "seen": {}})
+            tracer.detach()
+            out.update(missing=missing, trace=actions, plan=plan, plan_reason=plan_reason, split=split,
+                       window=tracer.windows[-1] if tracer.windows else None,
+                       clock_tolerance_ns=tracer.clock.tolerance_ns,
+                       missing_split=sorted({m for st in run.stages for m in trace.missing_points(st, "W")}))
+        unit, measure = live_meter(ctx.device_type)
+        live: dict[str, dict] = {}
+        with frozen_heap():
+            for mode in modes:
+                live[mode] = growth(run, mode, measure)
+        out.update(live_unit=unit, live=live)
+        # Pipelining must leave torch's global numerics state as found (the pytest side fails the check otherwise).
+        out["numerics_state"] = numerics_state.compare(state.before, state.now())
     return out
 
 

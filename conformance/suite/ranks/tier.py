@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.pool.scenarios import RankContext, Skip, register
-from conformance.protocol.outcomes import not_applicable
+from conformance.pool.scenarios import RankContext, register
 from conformance.suite.ranks import behaviour, common, schedules
 
 TIER = {"d_hid": 4096, "heads": 32, "seq": 1024, "mb_size": 1, "n_microbatches": 16, "blocks_per_rank": 4,
@@ -56,14 +55,11 @@ def block(d: int, heads: int) -> Any:
 def prepare(ctx: RankContext, p: dict) -> schedules.ScheduleRun:
     """This rank's stages of `blocks_per_rank` blocks (split evenly over its stages) and the schedule over them."""
     import torch
-    import torch.distributed.pipelining as pp
     from torch import nn
     from torch.distributed.pipelining import PipelineStage
 
     name = p["schedule"]
-    cls = getattr(pp, name, None)
-    if cls is None:
-        raise Skip(not_applicable(f"torch.distributed.pipelining has no {name} in this build"))
+    cls = common.schedule_class(name)
     dtype = getattr(torch, schedules.DTYPES[p["dtype"]])
     n_st = schedules.num_stages(name, ctx.world_size)
     sids = schedules.stage_ids(name, ctx.rank, ctx.world_size)
