@@ -191,3 +191,30 @@ def test_training_and_split_backward_scripts_fail_under_their_areas_faults(tmp_p
             wrong.append(f"{cid} under {fault or 'no fault'}: exit {proc.returncode}: "
                          f"{(proc.stdout + proc.stderr)[-800:]}")
     assert not wrong, "\n".join(wrong)
+
+
+# The faults that need torch >= 2.14 (pre-split inputs, the buffer backup around shape inference), on the venvs that
+# have it: the scripts exit 0 there and 1 under the fault.
+FAULTS_214 = {
+    "test_training.py::test_training_presplit[step-ScheduleGPipe-world1]": ("presplit_reversed", "loss of microbatch"),
+    "test_training.py::test_training_metadata[buffers-ScheduleGPipe-world1]":
+        ("inference_keeps_buffers", "shape inference ran a forward"),
+}
+
+
+@pytest.mark.parametrize("build", ["torch 2.14 venv", "torch 2.15 venv"])
+def test_pre_split_and_buffer_scripts_fail_under_their_faults(build, tmp_path):
+    python = BUILDS[build]
+    if not Path(python).exists():
+        pytest.skip(f"{python} is absent: the {build} exists on the project's dev machine only")
+    jobs = []
+    for cid, (fault, shows) in FAULTS_214.items():
+        script = engine.write(cid, "cpu", tmp_path, python=python, run=False).script_path
+        jobs += [(script, {}, 0, ""), (script, {"PYTHONPATH": str(SUPPORT / "repro_sitecustomize"),
+                                                "CONFORMANCE_TEST_TRAINING_FAULT": fault}, 1, shows)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda job: run_script(python, job[0], env=plain_env(**job[1]))[0], jobs))
+    wrong = [f"{script.name} {env}: exit {proc.returncode}, expected {want}: {(proc.stdout + proc.stderr)[-800:]}"
+             for (script, env, want, shows), proc in zip(jobs, runs, strict=True)
+             if proc.returncode != want or shows not in proc.stdout]
+    assert not wrong, "\n".join(wrong)
