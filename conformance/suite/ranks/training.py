@@ -185,7 +185,7 @@ def build_side(ctx: RankContext, name: str, n_mb: int, device, dtype, *, scale_g
         lo, hi = s * per, (s + 1) * per
         last = s == n_st - 1
         part = part_module(build_layers(device, dtype, n_st), lo, hi, last)
-        kw = {}
+        kw: dict[str, Any] = {}
         if static is not None:
             with torch.no_grad():
                 ref = build_layers(device, dtype, n_st)  # shapes only: a throwaway copy, so no buffer moves
