@@ -47,6 +47,13 @@ def test_results_are_structured_and_ranks_persist(pool):
     assert pool.starts == 1
 
 
+def test_ranks_share_the_cores_for_intra_op_threads(pool):
+    # 2 ranks on this host: each gets half the cores (at least one), unless OMP_NUM_THREADS was set for the pool.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    expected = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS") else max(1, cores // 2)
+    assert [r.data["threads"] for r in pool.run("threads", "ping", {}).results] == [expected, expected]
+
+
 def test_hang_times_out_with_every_ranks_stack_then_recovers(pool):
     before = pids(pool.run("ping", "ping", {}))
     t0 = time.monotonic()

@@ -17,4 +17,5 @@ def ping(ctx: RankContext, params: dict) -> dict:
         expected = ctx.world_size * (ctx.world_size - 1) / 2
         if t.item() != expected:
             raise AssertionError(f"all_reduce of ranks gave {t.item()}, expected {expected}")
-    return {"rank": ctx.rank, "world_size": ctx.world_size, "pid": __import__("os").getpid()}
+    return {"rank": ctx.rank, "world_size": ctx.world_size, "pid": __import__("os").getpid(),
+            "threads": torch.get_num_threads()}

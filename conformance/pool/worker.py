@@ -34,6 +34,20 @@ def prepare_rank(profile: Profile) -> None:
         importlib.import_module(module)  # an out-of-tree device registers its torch module and backend here
 
 
+def share_cores(world_size: int) -> None:
+    """Give each rank its share of the host's cores for intra-op threads, unless OMP_NUM_THREADS says otherwise.
+
+    Every rank would otherwise start one thread per core: 4 ranks on 2 cores then run 8 spinning threads and a
+    tiny op waits on all of them (torchrun sets OMP_NUM_THREADS=1 for several processes per node for this reason).
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, cores // world_size))
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """Everything a rank needs to join; picklable for the spawn context."""
@@ -137,6 +151,7 @@ def main(rank: int, cfg: WorkerConfig, tasks, results) -> None:
     try:
         profile = profiles.get(cfg.profile_name)
         prepare_rank(profile)
+        share_cores(cfg.world_size)
         ctx = RankContext(rank, cfg.world_size, profile, profile.device_string(rank), cfg.backend)
         init_group(cfg, ctx)
         device.pin_numerics()
