@@ -183,7 +183,12 @@ def _divergent_table(out: _Budget, view: View, cut: list[str]) -> None:
     out.add("| check | " + " | ".join(letters) + " |")
     out.add("|---|" + ":-:|" * len(view.envs))
     area = None
+    # Every row where something broke, then at most QUIET_ROWS of the others: the reasons below must still fit.
+    problems = sum(1 for r in divergent if view.problem(r))
     for i, row in enumerate(divergent):
+        if i >= problems + QUIET_ROWS:
+            cut.append(f"{len(divergent) - i} of {len(divergent)} divergent rows without a failure")
+            break
         cells = " | ".join(_mark(row.outcome(j)) for j in view.index)
         label = row.name if row.classname in (f"test_{row.area}", f"{row.area}_test") else row.key
         head = f"{_plain(row.area)}: " if row.area != area else ""
@@ -194,6 +199,7 @@ def _divergent_table(out: _Budget, view: View, cut: list[str]) -> None:
     out.add("")
 
 
+QUIET_ROWS = 100  # divergent rows without a failure shown at most (compatibility.html has every row)
 ID_CHARS = 64  # a check id in the divergent table: cut in the middle beyond this (its head and tail name it)
 REASONS = 40  # distinct reasons listed at most (compatibility.html has every message)
 
@@ -215,6 +221,7 @@ def _reasons(out: _Budget, view: View, cut: list[str]) -> None:
     """Why the view's checks failed or were expected to fail: each distinct reason once, with the envs and the number
     of checks it covers; a link to PyTorch's source points at each env's own torch release."""
     groups: dict[tuple[str, str], dict[str, int]] = {}
+    shown: dict[tuple[str, str], str] = {}  # the first message of each group, as written
     torch: dict[str, str] = {}
     for row in view.rows:
         for i in view.index:
@@ -223,23 +230,36 @@ def _reasons(out: _Budget, view: View, cut: list[str]) -> None:
                 continue
             name = view.matrix.envs[i].name
             torch[name] = view.matrix.envs[i].build.torch_version
-            envs = groups.setdefault((cell.outcome, reason_text(cell.message)), {})
+            text = reason_text(cell.message)
+            # Ports, addresses and sizes differ between otherwise equal messages: one group for them.
+            key = (cell.outcome, _NUMBER.sub("#", text))
+            shown.setdefault(key, text)
+            envs = groups.setdefault(key, {})
             envs[name] = envs.get(name, 0) + 1
     if not groups:
         return
     ordered = sorted(groups.items(), key=lambda kv: (m.OUTCOMES.index(kv[0][0]), -sum(kv[1].values())))
+    # Failures first, but expected failures keep at least half the list (their reasons carry the upstream links).
+    expected = [kv for kv in ordered if kv[0][0] == m.XFAIL]
+    broken = [kv for kv in ordered if kv[0][0] != m.XFAIL]
+    room = REASONS - min(len(expected), REASONS // 2)
+    listed = broken[:room] + expected[:REASONS - min(len(broken), room)]
     out.add(f"### Reasons ({len(ordered)}: failures, then expected failures)")
     out.add("")
-    for n, ((outcome, text), envs) in enumerate(ordered):
+    if len(listed) < len(ordered):
+        cut.append(f"{len(ordered) - len(listed)} of {len(ordered)} reasons")
+    for n, (key, envs) in enumerate(listed):
+        outcome, text = key[0], shown[key]
         where = ", ".join(f"{_plain(e)} ({k})" for e, k in envs.items())
         links = _source_links(text, [torch[e] for e in envs])
         line = f"- {EMOJI[outcome]} {m.LABEL[outcome]} in {where}: {_plain(strip_links(text), 240)}{links}"
-        if n == REASONS or not out.add(line):
-            cut.append(f"{len(ordered) - n} of {len(ordered)} reasons")
+        if not out.add(line):
+            cut.append(f"{len(listed) - n} of {len(ordered)} reasons")
             break
     out.add("")
 
 
+_NUMBER = re.compile(r"\d+")
 # A link into PyTorch's source at a release tag, the only links the Markdown writes (other URLs stay plain text).
 _SOURCE = re.compile(r"https://github\.com/pytorch/pytorch/(?:blob|tree)/v\d+\.\d+\.\d+/[A-Za-z0-9_./-]+")
 
