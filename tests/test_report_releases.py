@@ -336,3 +336,14 @@ def test_two_models_of_one_device_are_two_axes_not_reruns():
     axes = releases.of(matrix).axes
     assert [(a.title, [c.status for c in a.checks]) for a in axes] == [
         (f"cuda ({h100}): torch 2.11 -> 2.12", ["newly_failing"]), (f"cuda ({h200}): torch 2.11 -> 2.12", [])]
+
+
+def test_a_check_an_older_suite_lacked_is_dated_by_its_change_not_by_its_appearance():
+    # cpu-torch2.11 ran an older suite without the check; 2.13 xfails it, 2.14 passes: fixed in 2.14, not "changed
+    # in 2.13" (where it merely appeared).
+    files = {"cpu-torch2.11": junit("cpu-torch2.11", "2.11.0+cpu", {"late": GONE, "other": P}),
+             "cpu-torch2.13": junit("cpu-torch2.13", "2.13.0+cpu", {"late": X, "other": P}),
+             "cpu-torch2.14": junit("cpu-torch2.14", "2.14.1+cpu", {"late": P, "other": P})}
+    (axis,) = releases.of(matrix_of(files)).axes
+    (late,) = [c for c in axis.checks if c.id.endswith("late")]
+    assert (late.status, late.first_changed) == (releases.FIXED, "2.14")

@@ -309,6 +309,19 @@ def _first_change(labels: list[str], states: list[str | None]) -> tuple[str | No
     return None, ""
 
 
+def _existing(states: list[str | None], status: str) -> list[str | None]:
+    """The states from the first release whose run has the check: an older suite that lacked it changed nothing
+    there, so a check fixed or broken later is dated by that change, not by its appearance (a new one keeps it)."""
+    if status == NEW:
+        return states
+    out: list[str | None] = []
+    leading = True
+    for state in states:
+        leading = leading and state in (None, m.MISSING)
+        out.append(None if leading else state)
+    return out
+
+
 def _status(states: list[str]) -> str:
     """The delta status from the known states, oldest first (at least two, not all equal)."""
     last, earlier = states[-1], states[:-1]
@@ -380,7 +393,7 @@ def _delta(matrix: m.Matrix, axis: ReleaseAxis) -> list[DeltaCheck]:
         if all(s == m.MISSING for s in known):
             continue
         status = _status(known)
-        first, why = _first_change(labels, states)
+        first, why = _first_change(labels, _existing(states, status))
         cell = _witness(row, axis, states, status)
         # the repro command (quoted) for a newly failing check `conformance repro` covers; none for the others
         repro = (repro_command(row.key, axis.device) or "") if status == NEWLY_FAILING else ""
