@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -19,31 +18,13 @@ from conformance.suite import bounds, rules
 from conformance.suite.applicable import require
 from conformance.suite.ranks.common import world_id
 from conformance.suite.ranks.schedules import SCHEDULES, num_stages, stage_ids
+from conformance.suite.results_cache import Cache
 
 WORLDS = [1, 2, 4]
 MODES = ["train", "eval", "return_outputs_false"]
 MODE_APIS = {"train": (), "eval": ("eval",), "return_outputs_false": ("return_outputs",)}
 COST_SCHEDULES = SCHEDULES
 STEP_COST = "step_cost"
-
-
-class Cache:
-    """Scenario results by (scenario, params), outcome exceptions included, shared by the checks of one session."""
-
-    def __init__(self) -> None:
-        self.results: dict[tuple, Any] = {}
-
-    def get(self, key: tuple, run: Callable[[], list[dict]]) -> list[dict]:
-        __tracebackhide__ = True
-        if key not in self.results:
-            try:
-                self.results[key] = run()
-            except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
-                self.results[key] = exc
-        got = self.results[key]
-        if isinstance(got, BaseException):
-            raise got
-        return got
 
 
 @pytest.fixture(scope="session")

@@ -21,28 +21,10 @@ from conformance.protocol import outcomes
 from conformance.suite.applicable import require
 from conformance.suite.ranks.common import world_id
 from conformance.suite.ranks.schedules import SCHEDULES, stage_ids
+from conformance.suite.results_cache import Cache
 
 WORLDS = [1, 2, 4]
 SCENARIO = "training"
-
-
-class Cache:
-    """Task results by key, outcome exceptions included, shared by the checks of one session."""
-
-    def __init__(self) -> None:
-        self.results: dict[tuple, Any] = {}
-
-    def get(self, key: tuple, run: Callable[[], list[dict]]) -> list[dict]:
-        __tracebackhide__ = True
-        if key not in self.results:
-            try:
-                self.results[key] = run()
-            except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
-                self.results[key] = exc
-        got = self.results[key]
-        if isinstance(got, BaseException):
-            raise got
-        return got
 
 
 @pytest.fixture(scope="session")
