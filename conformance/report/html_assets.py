@@ -264,7 +264,12 @@ JS = r"""
         esc(middle(label, ID_CHARS)) + "</div></th>" + cells + "</tr>");
       if (notes.length) html.push("<tr class=notes><td colspan=" + n + "><ul>" + notes.join("") + "</ul></td></tr>");
     }
+    // Redrawing replaces the cells: a keyboard user keeps the focused cell where it is still shown.
+    var focused = body.contains(document.activeElement) ? document.activeElement.getAttribute("data-k") : null;
     body.innerHTML = html.join("");
+    var again = focused && body.querySelector("td[data-k='" + focused + "']");
+    if (again) { body.querySelectorAll("td[tabindex='0']").forEach(function (c) { c.tabIndex = -1; });
+      again.tabIndex = 0; again.focus(); }
     status.textContent = "showing " + shown + " of " + total + " matching checks (" + D.rows.length + " in all)";
     more.hidden = shown >= total;
     more.textContent = "show " + Math.min(PAGE, total - shown) + " more";
@@ -358,7 +363,10 @@ JS = r"""
   }
   fromHash();
   // A link to a view on this page (the device-vs-version comparisons) changes only the hash: follow it.
-  window.addEventListener("hashchange", function () { colPage = 0; fromHash(); limit = PAGE; render(); });
+  // An in-page anchor (the skip link's #wrap) names no view: redrawing for it would drop the keyboard focus.
+  window.addEventListener("hashchange", function () {
+    if (location.hash.indexOf("=") < 0) return;
+    colPage = 0; fromHash(); limit = PAGE; render(); });
   body.addEventListener("keydown", function (ev) {  // keyboard users open messages too, and move with the arrows
     var td = ev.target.closest ? ev.target.closest("td.c") : null;
     if (!td) return;
