@@ -41,7 +41,10 @@ SEVEN = {
     "DDP with runtime inference asserts at step 2":
         "test_composition.py::test_distributed_data_parallel[ScheduleGPipe-world2]",
 }
-BUILDS = {"this env": sys.executable, "torch 2.12 venv": "/work/venv-t212/bin/python",
+# Not 2.12: it is older than the pin and not encoded as expectations (README "Version axis"), and its multi-stage
+# world-1 backward fails at random ("One of the differentiated Tensors appears to not have been used in the graph"
+# hits a different check from run to run), so no script can be held to exit 0 or 1 there.
+BUILDS = {"this env": sys.executable,
           "torch 2.14 venv": "/work/venv-t214/bin/python", "torch 2.15 venv": "/work/venv-t215/bin/python"}
 # A script may find the API its check needs missing from the build (exit 2, saying so): the suite skips that check
 # there as not applicable, so its entry, whatever its range, has nothing to reproduce on that build.
