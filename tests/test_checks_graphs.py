@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 import suite_run
+from graphs_faults import GRAPHS_FAULT_ENV as FAULT_ENV
 
-FAULT_ENV = "CONFORMANCE_TEST_GRAPHS_FAULT"
 PLUGIN = {"CONFORMANCE_RANK_PLUGINS": "graphs_faults"}
 
 SPLIT_SHARED = {f"test_split_backward_schedule[shared-{s}-fp32]"

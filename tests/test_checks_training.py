@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import suite_run
+from training_faults import TRAINING_FAULT_ENV as FAULT_ENV
 
 SELECT = "test_training and ScheduleGPipe and world2"
 PLUGIN = {"CONFORMANCE_RANK_PLUGINS": "training_faults"}
-FAULT_ENV = "CONFORMANCE_TEST_TRAINING_FAULT"
 TORCH_214 = Path(os.environ.get("CONFORMANCE_TEST_TORCH214_PYTHON", "/work/venv-t214/bin/python"))
 
 

@@ -23,6 +23,8 @@ import pytest
 
 from conformance.repro import engine
 from conformance.suite import expectations
+from graphs_faults import GRAPHS_FAULT_ENV
+from training_faults import TRAINING_FAULT_ENV
 
 pytest.importorskip("torch", reason="the reproduction scripts need torch")
 
@@ -144,13 +146,14 @@ def test_the_issue_body_records_what_happened_and_the_environment(tmp_path):
 def test_a_passing_check_exits_0_and_fails_under_a_fault_in_pipelining(tmp_path):
     """The faults the pool tests inject into the suite's ranks (tests/support/pool_faults.py), loaded here into the
     script's own processes through sitecustomize: a corrupted gradient and a dropped microbatch loss."""
+    from pool_faults import SCHEDULE_FAULT_ENV  # here, as in test_pool_local: importing registers fault scenarios
     assert not [e for e in engine.all_entries() if PASSING.startswith(e.prefix)]
     script = engine.write(PASSING, "cpu", tmp_path, python=sys.executable, run=False).script_path
     proc, _ = run_script(sys.executable, script, "-I")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     faults = (("corrupt_grad", "differs from the unsplit model"), ("drop_microbatch", "3 microbatch losses"))
     for fault, shows in faults:
-        env = plain_env(PYTHONPATH=str(SUPPORT / "repro_sitecustomize"), CONFORMANCE_TEST_SCHEDULE_FAULT=fault)
+        env = plain_env(PYTHONPATH=str(SUPPORT / "repro_sitecustomize"), **{SCHEDULE_FAULT_ENV: fault})
         proc, _ = run_script(sys.executable, script, env=env)
         assert proc.returncode == 1 and shows in proc.stdout, (fault, proc.stdout[-2000:] + proc.stderr[-2000:])
 
@@ -160,20 +163,20 @@ def test_a_passing_check_exits_0_and_fails_under_a_fault_in_pipelining(tmp_path)
 # The pre-split and buffer-backup faults need torch >= 2.14 (arg_mbs, the backup), so this build's env cannot run them.
 AREA_FAULTS = {
     "test_training.py::test_training_accumulation[summed-ScheduleGPipe-world1]":
-        ("CONFORMANCE_TEST_TRAINING_FAULT", "overwrite_grads", "differs from the unsplit model"),
+        ("overwrite_grads", "differs from the unsplit model"),
     "test_training.py::test_training_unused_input[some-ScheduleGPipe-world2]":
-        ("CONFORMANCE_TEST_TRAINING_FAULT", "drop_partial_grads", "differs from the unsplit model"),
+        ("drop_partial_grads", "differs from the unsplit model"),
     "test_training.py::test_training_eval[loss_kwargs-ScheduleGPipe-world1]":
-        ("CONFORMANCE_TEST_TRAINING_FAULT", "eval_drops_loss_kwargs", "loss of microbatch 0"),
+        ("eval_drops_loss_kwargs", "loss of microbatch 0"),
     "test_training.py::test_training_losses_released[step-ScheduleGPipe-world1]":
-        ("CONFORMANCE_TEST_TRAINING_FAULT", "losses_keep_graph", "hold autograd graphs"),
+        ("losses_keep_graph", "hold autograd graphs"),
     "test_training.py::test_training_metadata[rng-ScheduleGPipe-world1]":
-        ("CONFORMANCE_TEST_TRAINING_FAULT", "inference_draws_rng", "shape inference drew random numbers"),
-    "test_graphs.py::test_split_backward_helpers[shared-fp32]":
-        ("CONFORMANCE_TEST_GRAPHS_FAULT", "weight_double_count", "gradient of layers."),
+        ("inference_draws_rng", "shape inference drew random numbers"),
+    "test_graphs.py::test_split_backward_helpers[shared-fp32]": ("weight_double_count", "gradient of layers."),
     "test_graphs.py::test_split_backward_helpers[multi_output-fp32]":
-        ("CONFORMANCE_TEST_GRAPHS_FAULT", "weight_first_output_only", "gradient of layers."),
+        ("weight_first_output_only", "gradient of layers."),
 }
+AREA_FAULT_ENV = {"test_training.py": TRAINING_FAULT_ENV, "test_graphs.py": GRAPHS_FAULT_ENV}  # each area's switch
 
 
 def test_training_and_split_backward_scripts_fail_under_their_areas_faults(tmp_path):
@@ -183,15 +186,15 @@ def test_training_and_split_backward_scripts_fail_under_their_areas_faults(tmp_p
     scripts = {cid: engine.write(cid, "cpu", tmp_path, python=sys.executable, run=False).script_path
                for cid in AREA_FAULTS}
     jobs = [(cid, {}) for cid in AREA_FAULTS] + [
-        (cid, {"PYTHONPATH": str(SUPPORT / "repro_sitecustomize"), var: fault})
-        for cid, (var, fault, _) in AREA_FAULTS.items()]
+        (cid, {"PYTHONPATH": str(SUPPORT / "repro_sitecustomize"), AREA_FAULT_ENV[cid.split("::")[0]]: fault})
+        for cid, (fault, _) in AREA_FAULTS.items()]
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda job: run_script(sys.executable, scripts[job[0]], env=plain_env(**job[1]))[0],
                              jobs))
     wrong = []
     for (cid, env), proc in zip(jobs, runs, strict=True):
         fault = next((v for k, v in env.items() if k != "PYTHONPATH"), None)
-        shows = AREA_FAULTS[cid][2]
+        shows = AREA_FAULTS[cid][1]
         if (proc.returncode, fault is None or shows in proc.stdout) != (0 if fault is None else 1, True):
             wrong.append(f"{cid} under {fault or 'no fault'}: exit {proc.returncode}: "
                          f"{(proc.stdout + proc.stderr)[-800:]}")
