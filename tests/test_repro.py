@@ -93,9 +93,8 @@ def test_the_generator_never_imports_torch(tmp_path):
      "repro does not cover test_backward.py::test_stage_backward (it covers"),
     ("test_graphs.py::test_plan_csv_round_trip[ScheduleZBVZeroBubble]", "of the graphs area only"),
     ("test_graphs.py::test_receive_order[per_edge_p2p-ScheduleZBVZeroBubble]", "only in its defer_pp_recv cases"),
-    ("test_training.py::test_training_seq_len[ScheduleGPipe-world1]", "the sequence-length check has no script"),
-    ("test_training.py::test_training_presplit[mismatch-ScheduleGPipe-world2]", "only in its step and eval cases"),
-    ("test_training.py::test_training_metadata[static-ScheduleGPipe-world2]", "only in its buffers and rng cases"),
+    ("test_training.py::test_training_seq_len[ScheduleGPipe-world2]",
+     "closest: test_training.py::test_training_seq_len[ScheduleGPipe-world1]"),
     ("test_behaviour.py::test_step_cost[ScheduleGPipe-world1]", "step cost is a measurement"),
 ])
 def test_a_check_it_cannot_write_is_one_line_and_exit_2(capsys, tmp_path, check_id, expect):
@@ -103,6 +102,42 @@ def test_a_check_it_cannot_write_is_one_line_and_exit_2(capsys, tmp_path, check_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expect in err, err
     assert not list(tmp_path.iterdir())
+
+
+# The training cases with a builder of their own (besides the shared trainer sequence): id -> what the script holds.
+TRAINING_OWN = {
+    "test_training.py::test_training_seq_len[ScheduleInterleaved1F1B-world1]":
+        ("seq=LONGER_SEQ", "not a shape error", "sequence length {LONGER_SEQ} after {SEQ}"),
+    "test_training.py::test_training_presplit[mismatch-ScheduleGPipe-world2]":
+        ('"kwarg_mbs": [{}] * (N_MB - 1)', "documented: {want}", "'arg_mbs': '2.14', 'kwarg_mbs': '2.14'"),
+    "test_training.py::test_training_metadata[static-ScheduleZBVZeroBubble-world2]":
+        ("**static_args(s, batch(100, device), device)", '"input_args": tuple(', "static input_args/output_args"),
+}
+
+
+@pytest.mark.parametrize("check_id", list(TRAINING_OWN))
+def test_the_training_cases_without_a_shared_step(capsys, tmp_path, check_id):
+    """Sequence-length change, refused pre-split containers, static metadata: each id parses to its case, is
+    covered (its function no longer named as uncovered), and writes a script holding that case's code only."""
+    sc = checkids.parse(check_id)
+    assert sc is not None and sc.area == "training" and check_id in checkids.covered_ids()
+    assert sc.params["case"] == {"seq_len": "seq_len", "presplit": "presplit-mismatch",
+                                 "metadata": "metadata-static"}[sc.test.removeprefix("test_training_")]
+    assert "does not cover" not in checkids.why_not(check_id) and "repro covers" not in checkids.why_not(check_id)
+    assert commandline.repro_command(check_id, "cpu") is not None
+    assert cli.main(["repro", check_id, "--out", str(tmp_path), "--no-run"]) == 0
+    py = next(tmp_path.glob("*.py"))
+    assert capsys.readouterr().out.split("\n")[:2] == [f"wrote {py}", f"wrote {py.with_suffix('.md')}"]
+    text = py.read_text()
+    compile(text, check_id, "exec")
+    for piece in TRAINING_OWN[check_id]:
+        assert piece in text, piece
+    others = {"seqlen": "LONGER_SEQ", "mismatch": "kwarg_mbs", "static": "static_args"}
+    present = {k for k, v in others.items() if v in text}
+    assert len(present) == 1, present  # only its own case's lines
+    assert f"CHECK, DEVICE_TYPE, BACKEND, WORLD = {check_id!r}, 'cpu', 'gloo', {sc.world}\n" in text
+    assert len(text.splitlines()) <= 200
+    assert check_id in py.with_suffix(".md").read_text()
 
 
 def test_unknown_device_is_a_usage_error(capsys, tmp_path):

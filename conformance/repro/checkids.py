@@ -133,8 +133,10 @@ FAMILIES: tuple[Family, ...] = (
     _training_family("test_training_unused_input", ("some", "never"), "unused_input"),
     _training_family("test_training_eval", ("first", "between", "return_outputs_false", "loss_kwargs"), "eval"),
     _training_family("test_training_losses_released", ("step", "eval"), "losses_released"),
-    _training_family("test_training_presplit", ("step", "eval"), "presplit"),
-    _training_family("test_training_metadata", ("buffers", "rng"), "metadata"),
+    _training_family("test_training_presplit", ("step", "eval", "mismatch"), "presplit"),
+    _training_family("test_training_metadata", ("static", "buffers", "rng"), "metadata"),
+    Family("test_training.py", "test_training_seq_len", "training", (SCHEDULES, ("world1",)),
+           lambda p: {"case": "seq_len", "schedule": p[0], "world": _w(p[1])}),
     Family("test_graphs.py", "test_split_backward_helpers", "graphs", (HELPER_MODELS, ("fp32", "bf16")),
            lambda p: {"model": p[0], "dtype": p[1], "world": 1}),
     Family("test_graphs.py", "test_split_backward_schedule", "graphs", (SPLIT_MODELS, ZERO_BUBBLE, ("fp32", "bf16")),
@@ -159,17 +161,12 @@ UNCOVERED: dict[str, str] = {
 UNCOVERED_AREAS: dict[str, str] = {
     "test_graphs.py": "of the graphs area only test_fsdp_many_local_stages, test_receive_order[defer_pp_recv-*] and "
                       "the split backward checks have a script builder",
-    "test_training.py": "of the training area the sequence-length check has no script builder yet",
     "test_step_tier.py": "the step tier area has no script builder yet",
 }
 # Check functions repro covers only in part: the cases it has no builder for, by what it says about them.
 PARTIAL: dict[str, str] = {
     "test_graphs.py::test_receive_order": "only in its defer_pp_recv cases (the per-direction and per-edge P2P "
                                           "communicator options are not generated yet)",
-    "test_training.py::test_training_presplit": "only in its step and eval cases (the refused-container cases are "
-                                                "not generated yet)",
-    "test_training.py::test_training_metadata": "only in its buffers and rng cases (static input_args/output_args "
-                                                "are not generated yet)",
 }
 COVERS = ("the schedules, composition, behaviour and training areas, the split checks and the split backward "
           "(README: From a red cell to an upstream report)")

@@ -24,6 +24,7 @@ COVERED_FUNCTIONS = frozenset({
     "test_training.py::test_training_accumulation", "test_training.py::test_training_unused_input",
     "test_training.py::test_training_eval", "test_training.py::test_training_losses_released",
     "test_training.py::test_training_presplit", "test_training.py::test_training_metadata",
+    "test_training.py::test_training_seq_len",
     "test_split.py::test_split_points_at_edges", "test_split.py::test_pipeline_twice_same_module",
     "test_split.py::test_split_points",
 })

@@ -277,11 +277,22 @@ TRAINING_CASES = {  # property -> (what runs, what the check expects, features o
                       "split"), {"stepone", "presplit"}, {"arg_mbs": "2.14"}),
     "presplit-eval": ("eval(arg_mbs=, target_mbs=)", ("pre-split microbatches give the numbers of the schedule's own "
                       "split, no gradient written"), {"stepone", "presplit"}, {"eval": "2.9", "arg_mbs": "2.14"}),
+    "presplit-mismatch": ("refusing pre-split containers of the wrong length or type", (
+        "on every rank, before any communication, a kwarg_mbs/arg_mbs count that is not n_microbatches raises "
+        "ValueError and a container that is not a list (or arg_mbs entries that are not tuples) TypeError"),
+        {"stepone", "mismatch"}, {"arg_mbs": "2.14", "kwarg_mbs": "2.14"}),
+    "metadata-static": ("stages given static input_args/output_args", (
+        "stages given input_args/output_args give the numbers of runtime inference: every microbatch loss, the merged "
+        "outputs and every gradient equal the unsplit model's"), {"static"}, {}),
     "metadata-buffers": ("runtime shape inference", ("after the first step every buffer (BatchNorm running stats, a "
                          "forward counter) equals the unsplit model's after the same microbatches"),
                          {"stepone", "buffers"}, {}),
     "metadata-rng": ("runtime shape inference", ("after the first step the random generator is where the step's own "
                      "forwards leave it"), {"stepone", "rng"}, {}),
+    "seq_len": (f"the sequence length changing between steps ({training_rank.SEQ}, {training_rank.LONGER_SEQ})", (
+        "each step gives the unsplit model's losses, outputs and gradients at its length, or the longer one is "
+        "refused with a shape error (PipeliningShapeError or a message naming the shape), never wrong numbers"),
+        {"seqlen"}, {}),
     "unused_input-some": ("a stage input without gradient on some microbatches", ("the unsplit model's gradients, "
                           "and none where it has none (None, not zeros)"), {"stepone", "unused"}, {}),
     "unused_input-never": ("a stage input without gradient on every microbatch", ("the unsplit model's gradients, "
@@ -303,11 +314,13 @@ def _training(sc: Scenario, target: Target) -> tuple[str, str, str]:
                         N_LAYERS=training_rank.N_LAYERS, SEED=training_rank.SEED,
                         LOSS_SCALE=training_rank.LOSS_SCALE, PRESPLIT_TRAIN=case == "presplit-step",
                         FLAGS={"unused_input-some": "some", "unused_input-never": "no"}.get(case, "on"),
-                        NEEDS=needs, TITLE=title, EXPECTED=expected)
-    if not case.startswith("losses_released"):  # the losses cases judge the losses only
+                        NEEDS=needs, **({"LONGER_SEQ": training_rank.LONGER_SEQ} if case == "seq_len" else {}),
+                        TITLE=title, EXPECTED=expected)
+    if not case.startswith("losses_released") and case != "presplit-mismatch":  # they judge the losses / errors only
         features = features | {"compare"} | ({"traincheck"} if case != "eval-first" else set())
         features |= {"evalcheck"} if case.startswith("eval") or case == "presplit-eval" else set()
     features |= set() if "evalcheck" in features else {"notevalcheck"}
+    features |= set() if "static" in features else {"runtime"}
     body = select(t.TRAINING_MODEL, features) + select(t.TRAINING_RUN, features)
     return consts + body, title, expected
 

@@ -646,12 +646,20 @@ def loss_fn(output, target, scale=1.0):
     return scale * F.mse_loss(output, target)
 
 
-def batch(seed, device, flags="on"):  # x, aux (flag column: the head reads the side stream), y
+def batch(seed, device, flags="on", seq=SEQ):  # x, aux (flag column: the head reads the side stream), y
     g = torch.Generator().manual_seed(seed)
-    x, aux = torch.randn(N_MB * MB_SIZE, SEQ, D, generator=g), torch.randn(N_MB * MB_SIZE, SEQ, D_AUX + 1, generator=g)
+    x, aux = torch.randn(N_MB * MB_SIZE, seq, D, generator=g), torch.randn(N_MB * MB_SIZE, seq, D_AUX + 1, generator=g)
     for i in range(N_MB):
         aux[i * MB_SIZE:(i + 1) * MB_SIZE, :, D_AUX] = 1.0 if flags == "on" or (flags == "some" and i % 2 == 0) else -1.0
-    return [t.to(device) for t in (x, aux, torch.randn(N_MB * MB_SIZE, SEQ, D, generator=g))]
+    return [t.to(device) for t in (x, aux, torch.randn(N_MB * MB_SIZE, seq, D, generator=g))]
+
+
+def static_args(s, bt, device, per=N_LAYERS // N_STAGES):  # stage s's input_args/output_args from the first microbatch, through throwaway copies  # [static]
+    with torch.no_grad():  # [static]
+        ins = Model(0, s * per).to(device)(*(t.tensor_split(N_MB)[0] for t in bt[:2]))  # [static]
+        outs = Model(s * per, (s + 1) * per).to(device)(*ins)  # [static]
+    return {"input_args": tuple(torch.zeros_like(t).requires_grad_(s > 0) for t in ins),  # activations a stage receives need gradients back, the model's inputs do not  # [static]
+            "output_args": torch.zeros_like(outs) if s == N_STAGES - 1 else tuple(torch.zeros_like(t).requires_grad_() for t in outs)}  # [static]
 
 
 def build(rank, device, scale_grads=True):
@@ -661,7 +669,8 @@ def build(rank, device, scale_grads=True):
     if cls is None or missing:
         raise NotApplicable(f"torch {torch.__version__} has no {SCHEDULE if cls is None else ', '.join(missing)}")
     per = N_LAYERS // N_STAGES
-    stages = [pp.PipelineStage(Model(s * per, (s + 1) * per).to(device), s, N_STAGES, device) for s in STAGES[rank]]
+    stages = [pp.PipelineStage(Model(s * per, (s + 1) * per).to(device), s, N_STAGES, device) for s in STAGES[rank]]  # [runtime]
+    stages = [pp.PipelineStage(Model(s * per, (s + 1) * per).to(device), s, N_STAGES, device, **static_args(s, batch(100, device), device)) for s in STAGES[rank]]  # static shapes  # [static]
     kw = {"scale_grads": scale_grads} if "scale_grads" in inspect.signature(cls.__init__).parameters else {}
     if not scale_grads and not kw:  # [summed]
         raise NotApplicable(f"torch {torch.__version__}: {SCHEDULE} takes no scale_grads (needs torch >= 2.7)")  # [summed]
@@ -698,6 +707,7 @@ def run_rank(rank, device):
         kw.update({} if presplit or not last else {"target": bt[2]})
         out = (sched.step if train else sched.eval)(*(tuple(bt[:2]) if first and not presplit else ()), losses=losses, **kw)
         seen.setdefault("rng", gen.get_rng_state())  # after the first step, before the unsplit model draws  # [rng]
+        seen["stepped"] = what  # the pipelined call returned: what follows judges its numbers  # [seqlen]
         kept.extend(losses)  # [losses]
         exp_out, exp_losses = reference(ref, bt, train=train, divide=CASE != "accumulation-summed", scale=scale)  # [compare]
         if last:  # [compare]
@@ -731,12 +741,29 @@ def run_rank(rank, device):
     call(b, "step B after step A without zero_grad")  # [accumulation]
     kept.clear()  # [between]
     call(c, "eval() after a step (gradients kept)", train=False)  # [between]
-    [m.zero_grad(set_to_none=True) for m in [ref, *(st.submod for st in stages)]]  # zero_grad  # [between,returnoutputs,losskwargs,presplit,unused]
+    call(a, "step with static input_args/output_args")  # [static]
+    call(a, f"step at sequence length {SEQ}")  # [seqlen]
+    [m.zero_grad(set_to_none=True) for m in [ref, *(st.submod for st in stages)]]  # zero_grad  # [between,returnoutputs,losskwargs,presplit,unused,seqlen]
     call(d, "step after eval()")  # [evalbetween]
     call(c, "eval(return_outputs=False)", train=False, outputs=False, return_outputs=False)  # [returnoutputs]
     call(c, "eval(loss_kwargs=...)", train=False, scale=LOSS_SCALE, loss_kwargs={"scale": LOSS_SCALE})  # [losskwargs]
     call(b, f"{'step' if PRESPLIT_TRAIN else 'eval'}(arg_mbs=, target_mbs=)", train=PRESPLIT_TRAIN, presplit=True)  # [presplit]
     call(batch(200, device, FLAGS), f"step with the side input read on {FLAGS} microbatches")  # [unused]
+    try:  # [seqlen]
+        call(batch(300, device, seq=LONGER_SEQ), what := f"step at sequence length {LONGER_SEQ} after {SEQ}")  # [seqlen]
+    except Exception as exc:  # the step ran on and its numbers differ, or it raised: documented is PipeliningShapeError or a message naming the shape  # [seqlen]
+        if seen.get("stepped") == what or ("Shape" not in type(exc).__name__ and "shape" not in str(exc).lower()):  # [seqlen]
+            raise exc if seen.get("stepped") == what else AssertionError(f"the {what} raised {type(exc).__name__}: {exc}, not a shape error") from None  # [seqlen]
+        print(f"the {what} was refused with a shape error: {type(exc).__name__}: {str(exc)[:300]}")  # [seqlen]
+    for want, kw in [("ValueError", {"kwarg_mbs": [{}] * (N_MB - 1)}), ("ValueError", {"kwarg_mbs": [{}] * (N_MB + 1)}), ("TypeError", {"kwarg_mbs": tuple({} for _ in range(N_MB))})] + ([("TypeError", {"arg_mbs": list(b[0].tensor_split(N_MB))})] if first else []):  # [mismatch]
+        try:  # every rank must raise before communicating  # [mismatch]
+            sched.step(**kw)  # [mismatch]
+        except Exception as exc:  # [mismatch]
+            if type(exc).__name__ != want:  # [mismatch]
+                raise AssertionError(f"step({', '.join(kw)}=...) raised {type(exc).__name__}: {exc}; documented: {want}") from None  # [mismatch]
+            seen["compared"] += 1  # [mismatch]
+            continue  # [mismatch]
+        raise AssertionError(f"step({', '.join(kw)}=<{type(next(iter(kw.values()))).__name__} of {len(next(iter(kw.values())))} for {N_MB} microbatches>) was accepted; documented: {want}")  # [mismatch]
     if last and any(alive := [saved(loss.grad_fn, set()) for loss in kept]):  # [losses]
         raise AssertionError(f"the losses {CASE.split('-')[1]}() filled hold autograd graphs with {sum(alive)} saved tensor(s) (per microbatch {alive}): they stay alive as long as the caller keeps the losses")  # [losses]
     return seen | {"stages": STAGES[rank], "compared": seen["compared"] + len(kept)}

@@ -32,6 +32,7 @@ from conformance.suite.ranks import schedules as sch
 D = 8  # features of the main stream
 D_AUX = 4  # features of the side stream (plus one flag column)
 SEQ = 3
+LONGER_SEQ = SEQ + 2  # the sequence-length check's second step
 MB_SIZE = 2
 N_LAYERS = 8  # divisible by every stage count used (1, 2, 4, 8)
 SEED = 7
@@ -677,7 +678,7 @@ def sequence(run: Run, rec: Recorder, eval_ok: bool) -> None:
     # 5: a sequence length that changes between steps, last (a refusal may leave the ranks out of step), on the
     # main stages that inferred their shapes at the first length: the unsplit model's numbers or a shape error.
     if run.ctx.world_size == 1:
-        longer = make_batch(300, run.n_mb, run.device, run.dtype, seq=SEQ + 2)
+        longer = make_batch(300, run.n_mb, run.device, run.dtype, seq=LONGER_SEQ)
         rec("seq_len", lambda: seq_len_change(run, a, longer))
 
 
@@ -694,7 +695,7 @@ def seq_len_change(run: Run, first: Batch, batch: Batch) -> int:
     except PipelineError as exc:
         return documented_shape_error(run, exc.__cause__ or exc)
     exp = reference(run, batch, train=True, divide=True)
-    return compare_numbers(run, f"step with sequence length {SEQ + 2} after {SEQ}", out, losses, *exp, train=True)
+    return compare_numbers(run, f"step with sequence length {LONGER_SEQ} after {SEQ}", out, losses, *exp, train=True)
 
 
 def documented_shape_error(run: Run, exc: BaseException) -> int:
