@@ -86,3 +86,20 @@ def test_healthy_214_passes_the_selection(tmp_path):
 @pytest.mark.parametrize("faults", sorted(CASES_214))
 def test_fault_fails_its_training_check_on_214(tmp_path, faults):
     assert_fails(run(tmp_path, needs_214(), **{FAULT_ENV: faults}), CASES_214[faults])
+
+
+# World 1, where every stage is local: the sequence-length check runs only there, and static metadata with two stages
+# on the rank fails cleanly under its fault (across ranks, a stage that wants no gradient leaves its peer waiting).
+SCHEDULE_W1 = "ScheduleInterleaved1F1B"
+W1 = {f"test_training_seq_len[{SCHEDULE_W1}-world1]", f"test_training_metadata[static-{SCHEDULE_W1}-world1]"}
+
+
+@pytest.mark.parametrize("faults", ["", "static_meta_no_grad,stale_shapes"])
+def test_static_metadata_and_sequence_length_at_world1(tmp_path, faults):
+    res = suite_run.run_suite(tmp_path, f"test_training and {SCHEDULE_W1} and world1 and (seq_len or static)",
+                              check_timeout=90, **PLUGIN, **({FAULT_ENV: faults} if faults else {}))
+    assert set(res) == W1, sorted(res)
+    want = "failure" if faults else "passed"
+    assert {n: res[n][0] for n in W1 if res[n][0] != want} == {}, {n: res[n][1][:500] for n in W1}
+    for name in W1 if faults else ():
+        assert SCHEDULE_W1 in res[name][1] and "rank 0" in res[name][1], res[name][1][:1000]

@@ -11,7 +11,11 @@ Named in CONFORMANCE_RANK_PLUGINS (tests/support on PYTHONPATH); CONFORMANCE_TES
 - `presplit_reversed` (4): pre-split microbatches are run in reverse order;
 - `presplit_wrong_error` (4): a pre-split container of the wrong length raises RuntimeError, not ValueError;
 - `inference_draws_rng` (5): shape inference runs without forking the random generator, so its forward draws;
-- `inference_keeps_buffers` (5): the buffer backup around shape inference is not restored (torch >= 2.14).
+- `inference_keeps_buffers` (5): the buffer backup around shape inference is not restored (torch >= 2.14);
+- `static_meta_no_grad` (5): a stage given static `input_args` treats what it receives as constants (the
+  metadata's requires_grad dropped), so no gradient flows back to the earlier stages;
+- `stale_shapes` (5): every step runs at the sequence length of the first: a longer one is cut to it (the first
+  stage's inputs, the targets to the outputs' length), so the step runs on with wrong numbers instead of refusing.
 """
 
 from __future__ import annotations
@@ -150,9 +154,51 @@ def inference_keeps_buffers() -> None:
     PipelineStage._post_metadata_inference_cleanup = keeping  # type: ignore[method-assign]
 
 
+def static_meta_no_grad() -> None:
+    import dataclasses
+
+    from torch.distributed.pipelining.stage import PipelineStage
+
+    original = PipelineStage.__init__
+
+    @functools.wraps(original)
+    def constants(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        meta = self._user_meta
+        if meta.inputs is not None:  # plain-tensor metadata is a dataclass: the same shapes, no gradient wanted
+            meta.inputs = tuple(dataclasses.replace(m, requires_grad=False) for m in meta.inputs)
+
+    PipelineStage.__init__ = constants  # type: ignore[method-assign]
+
+
+def stale_shapes() -> None:
+    import torch
+    from torch.distributed.pipelining import schedules as s
+    from torch.distributed.pipelining.stage import _PipelineStageBase
+
+    forward, loss = _PipelineStageBase.forward_one_chunk, s._PipelineSchedule._compute_loss
+
+    def cut(t, length: int):
+        return t[:, :length] if isinstance(t, torch.Tensor) and t.dim() > 2 and t.shape[1] > length else t
+
+    @functools.wraps(forward)
+    def first_length(self, fwd_chunk_id, args, *rest, **kwargs):
+        lengths = [a.shape[1] for a in args if isinstance(a, torch.Tensor) and a.dim() > 2]
+        length = self.__dict__.setdefault("_fault_first_length", lengths[0] if lengths else None)
+        args = tuple(cut(a, length) for a in args) if length is not None else args
+        return forward(self, fwd_chunk_id, args, *rest, **kwargs)
+
+    @functools.wraps(loss)
+    def cut_target(self, output, target, *rest, **kwargs):
+        return loss(self, output, cut(target, output.shape[1]) if output.dim() > 2 else target, *rest, **kwargs)
+
+    _PipelineStageBase.forward_one_chunk = first_length  # type: ignore[method-assign]
+    s._PipelineSchedule._compute_loss = cut_target  # type: ignore[method-assign]
+
+
 FAULTS = {f.__name__: f for f in (overwrite_grads, drop_partial_grads, eval_drops_loss_kwargs, losses_keep_graph,
                                   presplit_reversed, presplit_wrong_error, inference_draws_rng,
-                                  inference_keeps_buffers)}
+                                  inference_keeps_buffers, static_meta_no_grad, stale_shapes)}
 
 for _name in filter(None, (n.strip() for n in os.environ.get(TRAINING_FAULT_ENV, "").split(","))):
     FAULTS[_name]()
