@@ -278,8 +278,8 @@ TRAINING_CASES = {  # property -> (what runs, what the check expects, features o
     "presplit-eval": ("eval(arg_mbs=, target_mbs=)", ("pre-split microbatches give the numbers of the schedule's own "
                       "split, no gradient written"), {"stepone", "presplit"}, {"eval": "2.9", "arg_mbs": "2.14"}),
     "presplit-mismatch": ("refusing pre-split containers of the wrong length or type", (
-        "on every rank, before any communication, a kwarg_mbs/arg_mbs count that is not n_microbatches raises "
-        "ValueError and a container that is not a list (or arg_mbs entries that are not tuples) TypeError"),
+        "on every rank, before any communication, kwarg_mbs of one entry fewer or more than n_microbatches raise "
+        "ValueError, kwarg_mbs as a tuple (not a list) and arg_mbs of tensors (not tuples) TypeError"),
         {"stepone", "mismatch"}, {"arg_mbs": "2.14", "kwarg_mbs": "2.14"}),
     "metadata-static": ("stages given static input_args/output_args", (
         "stages given input_args/output_args give the numbers of runtime inference: every microbatch loss, the merged "
