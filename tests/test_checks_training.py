@@ -1,8 +1,9 @@
 """The training-loop checks end to end: on the healthy build they pass (or are the strict xfails the expectations
 name), and each fault in tests/support/training_faults.py (a rank plugin) makes the check of its property fail.
 
-One selection for every run, GPipe at world 2 (one rank-side task serves all its ids); the pre-split and buffer
-faults need torch >= 2.14 and run under the 2.14 venv where this machine has one.
+One selection for most runs, GPipe at world 2 (one rank-side task serves all its ids); the sequence-length and static
+metadata faults run at world 1 (Interleaved1F1B), the pre-split and buffer faults need torch >= 2.14 and run under
+the 2.14 venv where this machine has one.
 """
 
 from __future__ import annotations
