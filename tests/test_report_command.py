@@ -106,7 +106,7 @@ def test_bad_inputs_warn_merge_the_rest_and_strict_exits_4(tmp_path, monkeypatch
 
 def test_usage_errors_have_no_traceback(reports, capsys):
     assert main(["report", "--format", "pdf"]) == errors.USAGE
-    assert "unknown --format pdf (choose from xml, html, md, json)" in capsys.readouterr().err
+    assert "unknown --format pdf (choose from xml, html, md, json, github)" in capsys.readouterr().err
     (reports.parent / "afile").write_text("")
     assert main(["report", "--output-dir", "afile"]) == errors.USAGE
     assert "exists and is not a folder" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from conformance.output import STDOUT, commit, discard, stage
 from conformance.report import baseline as baseline_mod
 from conformance.report import model as m
 from conformance.report import releases, stepcost
+from conformance.report.annotations import render_annotations
 from conformance.report.console import safe_line, summary_lines, warning_line
 from conformance.report.html import render_html
 from conformance.report.inputs import MERGED_NAME, find_inputs, read_inputs
@@ -34,6 +35,7 @@ FORMATS: dict[str, tuple[str, Writer]] = {
     "html": ("compatibility.html", text_writer(render_html)),
     "md": ("compatibility.md", text_writer(render_markdown)),
     "json": ("compatibility.json", text_writer(render_json)),
+    "github": ("annotations.txt", text_writer(render_annotations)),  # workflow commands; not in the default set
 }
 DEFAULT_DIR = "reports"
 GITLAB_MAX_BYTES = 30_000_000

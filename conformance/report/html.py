@@ -18,12 +18,9 @@ from conformance.protocol.stepcost import Trace
 from conformance.report import model as m
 from conformance.report import releases, stepcost, timeline
 from conformance.report.html_assets import CSS, JS, STEPCOST_CSS
-from conformance.report.view import device_names, release_tag
-from conformance.repro.commandline import repro_command
+from conformance.report.view import device_names, release_tag, repro_for
 
 MESSAGE_CHARS = 3000  # per cell: enough for an assertion and the end of a traceback
-# Cells whose message ends with the `conformance repro ...` line that writes the check's standalone script.
-REPRO_OUTCOMES = frozenset({m.FAILED, m.ERROR, m.CRASHED, m.XFAIL})
 MESSAGE_BUDGET = 8_000_000  # all messages together; beyond it only the one-line reason is kept
 
 
@@ -284,7 +281,7 @@ def _data(matrix: m.Matrix) -> str:
             cell = cells[e]
             if cell.message or cell.detail:
                 msgs[f"{r}:{e}"], budget = _message(cell, budget)
-            if cell.outcome in REPRO_OUTCOMES and (cmd := repro_command(row.key, matrix.envs[e].build.device or "cpu")):
+            if cmd := repro_for(row.key, cell, matrix.envs[e]):  # the message ends with it
                 msgs[f"{r}:{e}"] = f"{msgs.get(f'{r}:{e}', '')}\n\nstandalone reproduction: {cmd}".lstrip()
     data = {
         "envs": [c.name for c in matrix.envs],

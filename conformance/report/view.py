@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from conformance.report import model as m
+from conformance.repro.commandline import repro_command
 
 
 class View:
@@ -72,6 +73,19 @@ def reason_text(message: str) -> str:
     """The reason of a failure or xfail for grouping: its first line, without the expectation file:line."""
     first = message.strip().split("\n", 1)[0]
     return _EXPECTATION.sub("", first)
+
+
+# Cells that get the `conformance repro ...` line that writes the check's standalone script (HTML message,
+# GitHub annotation): the script exits 1 while the problem is there, so a strict XPASS (now fixed) gets none.
+REPRO_OUTCOMES = frozenset({m.FAILED, m.ERROR, m.CRASHED, m.XFAIL})
+
+
+def repro_for(check_id: str, cell: m.Cell, col: m.EnvColumn) -> str | None:
+    """`conformance repro '<id>' --device <env's device>` for a cell of REPRO_OUTCOMES of a check `repro` covers,
+    else None."""
+    if cell.outcome not in REPRO_OUTCOMES:
+        return None
+    return repro_command(check_id, col.build.device or "cpu")
 
 
 def strip_links(text: str) -> str:
