@@ -75,6 +75,21 @@ def test_github_workflow_is_hardened():
     assert pinned and all("# v" in line for line in pinned), "each pin names its release in a comment"
 
 
+def test_github_report_job_prints_the_annotations_after_the_merge():
+    """The merge writes every output plus reports/annotations.txt; a later step, run whatever the merge's exit
+    status, prints it so its workflow commands become the pull request's annotations."""
+    from conformance.report.engine import FORMATS
+
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]["steps"]
+    merge = next(i for i, s in enumerate(steps) if s.get("id") == "merge")
+    fmt = next(line for line in steps[merge]["run"].splitlines() if "--format" in line)
+    formats = fmt.partition("--format ")[2].split(")")[0].split(",")
+    assert set(formats) == set(FORMATS) and FORMATS["github"][0] == "annotations.txt", fmt
+    printing = [i for i, s in enumerate(steps) if "cat reports/annotations.txt" in s.get("run", "")]
+    assert len(printing) == 1 and printing[0] > merge, "one step after the merge prints the annotations"
+    assert "always()" in steps[printing[0]]["if"]
+
+
 def test_gitlab_has_a_job_per_env_and_junit_reports():
     ci = yaml.safe_load(GITLAB.read_text())
     for env in device_envs():

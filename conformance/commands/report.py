@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--envs", default="", metavar="ENV,...",
                    help="the Markdown shows only these envs, divergence computed among them (default: all)")
     p.add_argument("--format", default="md,html,json,xml", metavar="FMT,...",
-                   help=f"outputs to write: any of {','.join(FORMATS)} (default: all)")
+                   help=f"outputs to write: any of {','.join(FORMATS)} (default: md,html,json,xml; github: the GitHub "
+                        "Actions annotations, reports/annotations.txt)")
     p.set_defaults(func=run)
 
 
