@@ -242,6 +242,15 @@ def test_a_check_repro_does_not_cover_gets_no_repro_line_and_a_cell_without_buil
     assert message.split("\n") == ["failed, no message", "failed (the env recorded no torch version)"]
 
 
+def test_a_repeated_id_names_its_runs():
+    runs = [m.Cell("test_x", "a", m.FAILED, message="boom"), m.Cell("test_x", "a", m.PASSED)]
+    commands = parse(ann.render_annotations(build_matrix([m.EnvResult("cpu", "cpu.xml", cases=runs)])))
+    assert [name for name, _, _ in commands] == ["error", "warning", "notice"]  # the warning: duplicate
+    (_, props, message), (_, warned, _), _ = commands
+    assert props["title"] == "cpu: test_x::a" and warned["title"] == "warning[duplicate]: cpu.xml"
+    assert message.split("\n") == ["boom", "failed (runs: failed then passed) (the env recorded no torch version)"]
+
+
 def test_long_titles_are_cut_in_the_middle():
     name = "test_y[" + "p" * 5000 + "-end]"
     env = m.EnvResult("cpu", "cpu.xml", cases=[m.Cell("test_x", name, m.FAILED, message="x" * 5000)])

@@ -76,9 +76,9 @@ def _cell_error(matrix: m.Matrix, e: int, row: m.Row, change: m.Change | None) -
     assert cell is not None  # a failed cell is a present one
     lines = [f"regression against the baseline: {_move(change.before, change.after)}"] if change else []
     lines.append(first_line(cell) or f"{m.LABEL[cell.outcome]}, no message")
+    outcome = m.LABEL[cell.outcome] + (f" (runs: {' then '.join(cell.runs)})" if cell.runs else "")  # a rerun id
     torch = col.build.torch_version
-    lines.append(f"{m.LABEL[cell.outcome]} on torch {torch}" if torch else
-                 f"{m.LABEL[cell.outcome]} (the env recorded no torch version)")
+    lines.append(f"{outcome} on torch {torch}" if torch else f"{outcome} (the env recorded no torch version)")
     repro = repro_for(row.key, cell, col)
     if repro:
         lines.append(f"reproduce: {repro}")
@@ -101,6 +101,8 @@ def _failed_cells(matrix: m.Matrix) -> list[tuple[int, m.Row, m.Change | None]]:
                 seen.add((e, row.key))
     problem_letters = {m.LETTER[o] for o in m.PROBLEMS}
     for row in matrix.rows:
+        if not row.problem:  # one set() of the codes in C, not a Python loop over every cell
+            continue
         for e, code in enumerate(row.codes):
             if code in problem_letters and (e, row.key) not in seen:
                 out.append((e, row, None))
