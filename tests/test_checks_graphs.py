@@ -1,8 +1,12 @@
 """The graphs checks end to end: healthy they pass, and each fault in the split backward, DTensor stage boundaries,
 checkpoint loading, receive ordering, plans or FSDP2 with many local stages (tests/support/graphs_faults.py, loaded
-into the ranks) makes the checks of its property fail."""
+into the ranks) makes the checks of its property fail. Per-edge P2P communicators exist from torch 2.15 only: their
+fault runs on the 2.15 interpreter where there is one."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +87,23 @@ def test_fault_fails_the_graphs_checks(tmp_path, fault):
     assert must_fail <= failed, {n: res.get(n, ("missing", "", 0.0))[:2] for n in must_fail - failed}
     for name in UNTOUCHED.get(fault, ()):
         assert res[name][0] == "passed", (name, res[name][1][:1500])
+
+
+TORCH_215 = Path(os.environ.get("CONFORMANCE_TEST_TORCH215_PYTHON", "/work/venv-t215/bin/python"))
+PER_EDGE = {f"test_receive_order[per_edge_p2p-{s}]"
+            for s in ("ScheduleInterleaved1F1B", "ScheduleInterleavedZeroBubble", "ScheduleZBVZeroBubble")}
+
+
+def test_per_edge_p2p_fault_fails_the_receive_order_checks(tmp_path):
+    """torch 2.15: the per-edge cases pass healthy, and fail with received activations corrupted only where the
+    stages use their own communicators (each case compares against the default communicator's step)."""
+    if not TORCH_215.exists():
+        pytest.skip(f"no torch 2.15 interpreter at {TORCH_215} (set CONFORMANCE_TEST_TORCH215_PYTHON)")
+    runs = {}
+    for name, env in (("healthy", {}), ("fault", {FAULT_ENV: "p2p_comms_recv_scaled"})):
+        runs[name] = suite_run.run_suite(tmp_path / name, "test_graphs and test_receive_order and per_edge_p2p",
+                                         check_timeout=90, python=str(TORCH_215), **PLUGIN, **env)
+    healthy, res = runs["healthy"], runs["fault"]
+    assert {n: healthy.get(n, ("missing",))[0] for n in PER_EDGE} == dict.fromkeys(PER_EDGE, "passed"), healthy
+    failed = {n for n, (outcome, *_) in res.items() if outcome == "failure"}
+    assert PER_EDGE <= failed, {n: res.get(n, ("missing", "", 0.0))[:2] for n in PER_EDGE - failed}

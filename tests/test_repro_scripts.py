@@ -158,8 +158,8 @@ def test_a_passing_check_exits_0_and_fails_under_a_fault_in_pipelining(tmp_path)
         assert proc.returncode == 1 and shows in proc.stdout, (fault, proc.stdout[-2000:] + proc.stderr[-2000:])
 
 
-# Training and split-backward checks that pass on every build here, each with a fault of its area's fault module that
-# must fail it (tests/support/training_faults.py, graphs_faults.py): the scripts assert what those checks assert.
+# Training, split-backward and plan checks that pass on every build here, each with a fault of its area's fault module
+# that must fail it (tests/support/training_faults.py, graphs_faults.py): the scripts assert what those checks assert.
 # The pre-split and buffer-backup faults need torch >= 2.14 (arg_mbs, the backup), so this build's env cannot run them.
 AREA_FAULTS = {
     "test_training.py::test_training_accumulation[summed-ScheduleGPipe-world1]":
@@ -179,6 +179,10 @@ AREA_FAULTS = {
     "test_graphs.py::test_split_backward_helpers[shared-fp32]": ("weight_double_count", "gradient of layers."),
     "test_graphs.py::test_split_backward_helpers[multi_output-fp32]":
         ("weight_first_output_only", "gradient of layers."),
+    "test_graphs.py::test_plan_csv_round_trip[ScheduleInterleaved1F1B]":
+        ("csv_rows_swapped", "REPRODUCED: ScheduleInterleaved1F1B's plan through _dump_csv/_load_csv"),
+    "test_graphs.py::test_custom_action_handlers[ScheduleZBVZeroBubble]":
+        ("custom_reduce_twice", "(twice: ['0REDUCE_GRAD', '3REDUCE_GRAD']"),
 }
 AREA_FAULT_ENV = {"test_training.py": TRAINING_FAULT_ENV, "test_graphs.py": GRAPHS_FAULT_ENV}  # each area's switch
 
@@ -236,4 +240,37 @@ def test_pre_split_and_buffer_scripts_fail_under_their_faults(build, tmp_path):
     wrong = [f"{script.name} {env}: exit {proc.returncode}, expected {want}: {(proc.stdout + proc.stderr)[-800:]}"
              for (script, env, want, shows), proc in zip(jobs, runs, strict=True)
              if proc.returncode != want or shows not in proc.stdout]
+    assert not wrong, "\n".join(wrong)
+
+
+# The receive-order options given through torch.distributed.config: per-direction communicators (2.14 only; on a CPU
+# gloo group split_group needs a device-bound default group, so the check is not applicable there) and per-edge ones
+# (2.15 on). On a build without the flag the script says so and exits 2, as the suite skips the check; on 2.15 the
+# per-edge script exits 0 and 1 under a fault that corrupts what the stages' own communicators receive.
+P2P_OPTION = "test_graphs.py::test_receive_order[{}-ScheduleInterleaved1F1B]"
+P2P_CANNOT_RUN = {(2, 13): {"per_direction_p2p": "has no pipeline_per_direction_p2p",
+                            "per_edge_p2p": "has no pipeline_per_edge_p2p"},
+                  (2, 14): {"per_direction_p2p": "needs a device-bound default process group",
+                            "per_edge_p2p": "has no pipeline_per_edge_p2p"},
+                  (2, 15): {"per_direction_p2p": "has no pipeline_per_direction_p2p"}}
+
+
+@pytest.mark.parametrize("build", list(BUILDS))
+def test_receive_order_option_scripts(build, tmp_path):
+    python = BUILDS[build]
+    if not Path(python).exists():
+        pytest.skip(f"{python} is absent: the {build} exists on the project's dev machine only")
+    cannot = P2P_CANNOT_RUN[torch_version(python)]
+    fault = {"PYTHONPATH": str(SUPPORT / "repro_sitecustomize"), GRAPHS_FAULT_ENV: "p2p_comms_recv_scaled"}
+    jobs = [(option, {}, 2, why) for option, why in cannot.items()]
+    if "per_edge_p2p" not in cannot:
+        jobs += [("per_edge_p2p", {}, 0, "not reproduced"), ("per_edge_p2p", fault, 1, "differs from the default")]
+    scripts = {o: engine.write(P2P_OPTION.format(o), "cpu", tmp_path, python=python, run=False).script_path
+               for o, *_ in jobs}
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda job: run_script(python, scripts[job[0]], env=plain_env(**job[1]))[0], jobs))
+    wrong = [f"{option} {env}: exit {proc.returncode}, expected {want} saying {shows!r}: {proc.stdout[-800:]}"
+             f"{proc.stderr[-400:]}" for (option, env, want, shows), proc in zip(jobs, runs, strict=True)
+             if proc.returncode != want or shows not in proc.stdout
+             or (want == 2 and CANNOT_RUN.search(proc.stdout) is None)]
     assert not wrong, "\n".join(wrong)

@@ -20,6 +20,8 @@ from conformance.suite.ranks.graphs import (
     HELPER_MODELS,
     LOCAL_STAGES,
     MANY_STAGE_SCHEDULES,
+    PLAN_SCHEDULES,
+    RECV_OPTIONS,
     RECV_SCHEDULES,
     SPLIT_MODELS,
     ZERO_BUBBLE,
@@ -127,8 +129,12 @@ FAMILIES: tuple[Family, ...] = (
     Family("test_graphs.py", "test_fsdp_many_local_stages", "composition", (MANY_STAGE_SCHEDULES, ("world2",)),
            lambda p: {"schedule": p[0], "world": _w(p[1]), "kind": "fsdp", "reshard": True, "mixed_precision": False,
                       "local_stages": LOCAL_STAGES}),
-    Family("test_graphs.py", "test_receive_order", "schedules", (("defer_pp_recv",), RECV_SCHEDULES),
+    Family("test_graphs.py", "test_receive_order", "schedules", (tuple(RECV_OPTIONS), RECV_SCHEDULES),
            lambda p: {"schedule": p[1], "world": 2, "option": p[0]}),
+    Family("test_graphs.py", "test_plan_csv_round_trip", "schedules", (PLAN_SCHEDULES,),
+           lambda p: {"schedule": p[0], "world": 2}),
+    Family("test_graphs.py", "test_custom_action_handlers", "schedules", (PLAN_SCHEDULES,),
+           lambda p: {"schedule": p[0], "world": 2}),
     _training_family("test_training_accumulation", ("scaled", "summed"), "accumulation"),
     _training_family("test_training_unused_input", ("some", "never"), "unused_input"),
     _training_family("test_training_eval", ("first", "between", "return_outputs_false", "loss_kwargs"), "eval"),
@@ -159,16 +165,13 @@ UNCOVERED: dict[str, str] = {
 }
 # Check modules added after repro whose checks have no reproduction yet: `repro` says so instead of guessing.
 UNCOVERED_AREAS: dict[str, str] = {
-    "test_graphs.py": "of the graphs area only test_fsdp_many_local_stages, test_receive_order[defer_pp_recv-*] and "
-                      "the split backward checks have a script builder",
+    "test_graphs.py": "the graphs area's test_dtensor_activations, test_checkpoint_relayout and "
+                      "test_zero_bubble_refuses_compiled_stages have no script builder yet",
     "test_step_tier.py": "the step tier area has no script builder yet",
 }
 # Check functions repro covers only in part: the cases it has no builder for, by what it says about them.
-PARTIAL: dict[str, str] = {
-    "test_graphs.py::test_receive_order": "only in its defer_pp_recv cases (the per-direction and per-edge P2P "
-                                          "communicator options are not generated yet)",
-}
-COVERS = ("the schedules, composition, behaviour and training areas, the split checks and the split backward "
+PARTIAL: dict[str, str] = {}
+COVERS = ("the schedules, composition, behaviour and training areas, the split checks and most of the graphs area "
           "(README: From a red cell to an upstream report)")
 CHECKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suite", "checks")
 

@@ -144,6 +144,8 @@ def _schedule(sc: Scenario, target: Target) -> tuple[str, str, str]:
         return consts + t.CONSTRUCTOR_ERROR, title, expected
     if p.get("option"):
         return _receive_order(sc, target)
+    if sc.test in PLAN_CASES:
+        return _plan(sc, target)
     what, expected = SCHEDULE_TESTS[sc.test]
     layout = {"single": "one stage per rank", "looped": "two looped stages per rank",
               "v": "two stages per rank in a V"}[p["layout"]]
@@ -161,14 +163,47 @@ def _schedule(sc: Scenario, target: Target) -> tuple[str, str, str]:
 
 def _receive_order(sc: Scenario, target: Target) -> tuple[str, str, str]:
     name, world, option = sc.params["schedule"], sc.world, sc.params["option"]
-    title = (f"{name}({option}=True) computes other numbers than the default receive order (world {world}, "
+    config = graphs_rank.RECV_OPTIONS[option]  # (torch.distributed.config flag, stage attribute), or a kwarg
+    how = f"torch.distributed.config.{config[0]}=True" if config else f"{name}({option}=True)"
+    title = (f"{how} computes other numbers than the default receive order ({name}, world {world}, "
              f"{target.name}/{target.backend})")
-    expected = (f"{option}=True changes when receives are posted, not what the step computes: the same losses, "
-                "merged outputs and gradients as the default, bit for bit")
+    expected = (f"{how} changes {'which communicators carry' if config else 'when receives are posted for'} the "
+                "stages' messages, not what the step computes: the same losses, merged outputs and gradients as the "
+                "default, bit for bit")
+    flag = {"FLAG": config[0], "ATTR": config[1], "UNBOUND": graphs_rank.UNBOUND_GROUP} if config else {}
     consts = _constants(SCHEDULE=name, N_STAGES=num_stages(name, world), N_MB=default_microbatches(name, world),
                         STAGES=_stages(name, world), DTYPE="float32", RTOL=0.0, ATOL=0.0, D_HID=16, MB_SIZE=2,
-                        N_LAYERS=8, SEED=0, SCALE_GRADS=True, OPTIONS={option: True}, TITLE=title, EXPECTED=expected)
-    body = t.TRANSFORMER_LIKE + select(t.STAGES, {"manual", "options"}) + t.RECEIVE_ORDER
+                        N_LAYERS=8, SEED=0, SCALE_GRADS=True, OPTIONS={} if config else {option: True}, **flag,
+                        TITLE=title, EXPECTED=expected)
+    features = {"config" if config else "kwarg"}
+    body = (t.TRANSFORMER_LIKE + select(t.STAGES, {"manual", "options"}) + (t.CONFIG_FLAG if config else "")
+            + select(t.RECEIVE_ORDER, features))
+    return consts + body, title, expected
+
+
+PLAN_CASES = {  # the plans-as-data checks: (title, expected)
+    "test_plan_csv_round_trip": ("{name}'s plan through _dump_csv/_load_csv runs other actions or numbers", (
+        "the plan dumped with _dump_csv and loaded with _load_csv into a bare _PipelineScheduleRuntime over fresh "
+        "stages executes the same compute actions in the same order as the schedule (and as its pipeline_order "
+        "declares) and computes the same losses, merged outputs and gradients, bit for bit")),
+    "test_custom_action_handlers": ("{name}: custom action handlers fire wrongly or change the numbers", (
+        f"handlers registered with register_custom_function for {', '.join(graphs_rank.CUSTOM_TYPES)} that do the "
+        "built-in's work fire exactly once per such action of the lowered plan (pipeline_order_with_comms), in order, "
+        "and the step computes the same losses, merged outputs and gradients as without them, bit for bit")),
+}
+
+
+def _plan(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    name, world = sc.params["schedule"], sc.world
+    title, expected = PLAN_CASES[sc.test]
+    title = f"{title.format(name=name)} (world {world}, {target.name}/{target.backend})"
+    custom = sc.test == "test_custom_action_handlers"
+    consts = _constants(SCHEDULE=name, N_STAGES=num_stages(name, world), N_MB=default_microbatches(name, world),
+                        STAGES=_stages(name, world), DTYPE="float32", RTOL=0.0, ATOL=0.0, D_HID=16, MB_SIZE=2,
+                        N_LAYERS=8, SEED=0, SCALE_GRADS=True, **({"CUSTOM_TYPES": graphs_rank.CUSTOM_TYPES}
+                                                                 if custom else {}), TITLE=title, EXPECTED=expected)
+    body = (t.TRANSFORMER_LIKE + select(t.STAGES, {"manual"}) + ("" if custom else t.PLAN_FN)
+            + select(t.PLAN_RUN, {"custom" if custom else "csv"}))
     return consts + body, title, expected
 
 
@@ -364,6 +399,9 @@ def build(sc: Scenario, target: Target, filename: str) -> Script:
                 expected=expected, torch_type=repr(target.torch_type), backend=repr(target.backend), world=sc.world,
                 import_first=tuple(target.import_first), rank_env=dict(target.rank_env or {}),
                 process_group=sc.area != "split" and not (sc.area == "graphs" and sc.world == 1))
-    text = head + body + select(t.COMMON, set() if sc.area == "behaviour" else {"close"}) + t.LAUNCHER
+    # the suite's ranks bind their group to the device; only the P2P options' split_group needs it (documented)
+    bind = sc.test == "test_receive_order" and graphs_rank.RECV_OPTIONS[sc.params["option"]] is not None
+    launcher = select(t.LAUNCHER, {"bind" if bind else "nobind"})
+    text = head + body + select(t.COMMON, set() if sc.area == "behaviour" else {"close"}) + launcher
     # one blank line between definitions: the script is read in an issue, where length counts more than PEP 8
     return Script(re.sub(r"\n\n\n+", "\n\n", text), title, expected)

@@ -41,7 +41,9 @@ def _rank(rank, port, results):
         if DEVICE_TYPE != "cpu":  # one device per rank
             getattr(torch, DEVICE_TYPE).set_device(rank)
         if PROCESS_GROUP:
-            dist.init_process_group(BACKEND, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+            dist.init_process_group(BACKEND, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)  # [nobind]
+            bind = {} if DEVICE_TYPE == "cpu" else {"device_id": torch.device(DEVICE_TYPE, rank)}  # a device-bound group, as the suite's  # [bind]
+            dist.init_process_group(BACKEND, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD, **bind)  # [bind]
         results.put((rank, "ok", run_rank(rank, torch.device(DEVICE_TYPE, None if DEVICE_TYPE == "cpu" else rank))))
     except NotApplicable as exc:
         results.put((rank, "n/a", str(exc)))
@@ -551,15 +553,44 @@ def judge(data):
     return None
 '''
 
+# The receive-order options given through torch.distributed.config: stages read the flag when they are built.
+CONFIG_FLAG = '''
+
+def build_flagged(rank, device, x0, s0):
+    """build_stages with torch.distributed.config.FLAG on, restored after; the stages must have taken it."""
+    import torch.distributed.config as dist_config
+
+    if not hasattr(dist_config, FLAG):
+        others = [f for f in ("pipeline_per_direction_p2p", "pipeline_per_edge_p2p") if hasattr(dist_config, f)]
+        raise NotApplicable(f"torch.distributed.config has no {FLAG} in torch {torch.__version__}"
+                            + (f" (it has {', '.join(others)})" if others else ""))
+    old = getattr(dist_config, FLAG)
+    setattr(dist_config, FLAG, True)
+    try:
+        built = build_stages(rank, device, x0, s0)
+    except RuntimeError as exc:  # documented: split_group needs a device-bound default process group
+        if UNBOUND not in str(exc):
+            raise
+        raise NotApplicable(f"{FLAG} splits the pipeline group (split_group), which needs a device-bound default "
+                            f"process group; this {BACKEND} group has no device ({exc})") from None
+    finally:
+        setattr(dist_config, FLAG, old)
+    if not all(getattr(st, ATTR, False) for st in built[0]):
+        raise AssertionError(f"{FLAG}=True: the stages do not use their own communicators ({ATTR} is not set)")
+    return built
+'''
+
 RECEIVE_ORDER = '''
 
 def run_rank(rank, device):
     """One training step with the default receive order, then one with the option on fresh stages: bit-equal."""
     g = torch.Generator().manual_seed(1234 + SEED)
     x, y = (torch.randn(N_MB * MB_SIZE, D_HID, generator=g).to(device, DTYPE) for _ in range(2))
-    runs = []
-    for options in ({}, OPTIONS):
-        stages, names, sched, _ = build_stages(rank, device, x[:MB_SIZE], None, **options)
+    runs, how = [], f"torch.distributed.config.{FLAG}=True"  # [config]
+    runs, how = [], OPTIONS  # [kwarg]
+    for option in (False, True):
+        stages, names, sched, _ = (build_flagged if option else build_stages)(rank, device, x[:MB_SIZE], None)  # [config]
+        stages, names, sched, _ = build_stages(rank, device, x[:MB_SIZE], None, **(OPTIONS if option else {}))  # [kwarg]
         first, last = any(s.is_first for s in stages), any(s.is_last for s in stages)
         losses = []
         out = sched.step(*([x] if first else []), target=y if last else None, losses=losses)
@@ -569,12 +600,93 @@ def run_rank(rank, device):
     for what, exp in runs[0].items():
         got = runs[1].get(what)
         if (got is None) != (exp is None):
-            raise AssertionError(f"{what}: {'missing' if got is None else 'present'} with {OPTIONS}, not by default")
+            raise AssertionError(f"{what}: {'missing' if got is None else 'present'} with {how}, not by default")
         if exp is not None and not torch.equal(got.detach(), exp.detach()):
             diff = (got.detach().float() - exp.detach().float()).abs().max().item()
-            raise AssertionError(f"{what} with {OPTIONS} differs from the default receive order (max difference "
+            raise AssertionError(f"{what} with {how} differs from the default receive order (max difference "
                                  f"{diff:.3g}) on rank {rank}")
     return {"compared": sum(v is not None for v in runs[0].values())}
+
+
+def judge(data):
+    return None if all(d["compared"] for d in data) else "a rank compared nothing"
+'''
+
+# The graphs area's plans as data: one step of the schedule as built, then fresh stages (the same weights) run by the
+# plan through a CSV round trip or with custom action handlers; the same numbers, bit for bit.
+PLAN_RUN = '''
+
+def traced_step(stages, names, sched, x, y):
+    """One step: its numbers by name, and this rank's compute actions (stage, F/B/I/W, microbatch) as they returned."""
+    ran = []
+    for st in stages:
+        for attr in ("forward_one_chunk", "backward_one_chunk", "backward_weight_one_chunk"):
+            if callable(orig := getattr(st, attr, None)):
+                def traced(*a, _orig=orig, _attr=attr, _s=st.stage_index, **k):
+                    kind = {"forward_one_chunk": "F", "backward_weight_one_chunk": "W"}.get(_attr) or ("B" if (a[2] if len(a) > 2 else k.get("full_backward", True)) else "I")
+                    try:
+                        return _orig(*a, **k)
+                    finally:
+                        ran.append((_s, kind, int(a[0] if a else next(iter(k.values())))))
+                setattr(st, attr, traced)
+    first, last, losses = any(s.is_first for s in stages), any(s.is_last for s in stages), []
+    out = sched.step(*([x] if first else []), target=y if last else None, losses=losses)
+    got = {f"loss of microbatch {i}": t for i, t in enumerate(losses)} | {"merged outputs": out}
+    return got | {f"gradient of {names[i][n]}": p.grad for i, st in enumerate(stages)
+                  for n, p in st.submod.named_parameters()}, ran
+
+
+def run_rank(rank, device):
+    import tempfile  # [csv]
+    from torch.distributed.pipelining import schedules
+
+    g = torch.Generator().manual_seed(1234 + SEED)
+    x, y = (torch.randn(N_MB * MB_SIZE, D_HID, generator=g).to(device, DTYPE) for _ in range(2))
+    stages, names, sched, _ = build_stages(rank, device, x[:MB_SIZE], None)
+    exp, ran = traced_step(stages, names, sched, x, y)  # the schedule as built
+    plan = PLAN(sched, rank)  # [csv]
+    stages, names, sched, _ = build_stages(rank, device, x[:MB_SIZE], None)  # fresh stages, the same weights
+    runtime = getattr(schedules, "_PipelineScheduleRuntime", None)  # [csv]
+    if runtime is None or not hasattr(sched, "_dump_csv"):  # [csv]
+        raise NotApplicable(f"torch {torch.__version__} has no _PipelineScheduleRuntime with _dump_csv/_load_csv")  # [csv]
+    path, how = os.path.join(tempfile.mkdtemp(), "plan.csv"), f"_load_csv({SCHEDULE} plan) into a bare _PipelineScheduleRuntime"  # [csv]
+    sched._dump_csv(path, **({"format": "compute_only"} if "format" in inspect.signature(sched._dump_csv).parameters else {}))  # a runtime's default: the lowered plan  # [csv]
+    loaded = runtime(stages, n_microbatches=N_MB, loss_fn=F.mse_loss)  # [csv]
+    loaded._load_csv(path, format="compute_only")  # [csv]
+    got, actions = traced_step(stages, names, loaded, x, y)  # [csv]
+    if actions != ran or not actions:  # [csv]
+        i = next((i for i, (a, b) in enumerate(zip(actions, ran)) if a != b), min(len(actions), len(ran)))  # [csv]
+        raise AssertionError(f"{how}: rank {rank} executed {len(actions)} compute actions, the schedule {len(ran)}; first difference at #{i}: {actions[i:i + 3]} vs {ran[i:i + 3]}")  # [csv]
+    if actions != plan:  # [csv]
+        raise AssertionError(f"{how}: rank {rank} executed {actions}, the dumped plan declares {plan}")  # [csv]
+    if not hasattr(sched, "register_custom_function"):  # [custom]
+        raise NotApplicable(f"{SCHEDULE} is not a _PipelineScheduleRuntime with register_custom_function in torch {torch.__version__}")  # [custom]
+    types = [getattr(schedules, n) for n in CUSTOM_TYPES if hasattr(schedules, n)]  # [custom]
+    by_index, fired, how = {st.stage_index: st for st in stages}, [], f"{SCHEDULE} with register_custom_function handlers"  # [custom]
+  # [custom]
+    def handler(action, ctx):  # the built-in's work: W runs the weight backward, REDUCE_GRAD scales; UNSHARD/RESHARD do nothing without FSDP  # [custom]
+        fired.append(str(action))  # [custom]
+        s, stage = ctx.schedule_ref, by_index[action.stage_index]  # [custom]
+        if action.computation_type == getattr(schedules, "BACKWARD_WEIGHT", None):  # [custom]
+            s.backward_counter[action.stage_index] += 1  # [custom]
+            stage.backward_weight_one_chunk(action.microbatch_index, last_backward=s.backward_counter[action.stage_index] == s._n_microbatches)  # [custom]
+        elif action.computation_type == getattr(schedules, "REDUCE_GRAD", None):  # [custom]
+            stage.perform_reduce_grad(s._n_microbatches if s.scale_grads else 1)  # [custom]
+  # [custom]
+    for t in types:  # [custom]
+        sched.register_custom_function(t, handler)  # [custom]
+    plan = [str(a) for a in sched.pipeline_order_with_comms[rank] if a.computation_type in types]  # [custom]
+    got, _ = traced_step(stages, names, sched, x, y)  # [custom]
+    if fired != plan or not fired:  # [custom]
+        twice, never = sorted({a for a in fired if fired.count(a) > 1}), [a for a in plan if a not in fired]  # [custom]
+        raise AssertionError(f"{how}: on rank {rank} the handlers fired {len(fired)} times for the plan's {len(plan)} {'/'.join(CUSTOM_TYPES)} actions, in plan order expected (twice: {twice[:4]}, never: {never[:4]}; fired {fired[:8]})")  # [custom]
+    for what, e in exp.items():
+        if (got.get(what) is None) != (e is None):
+            raise AssertionError(f"{how}: {what} {'missing' if got.get(what) is None else 'present'}, not so in the schedule's own step")
+        if e is not None and not torch.equal(got[what].detach(), e.detach()):
+            diff = (got[what].detach().float() - e.detach().float()).abs().max().item()
+            raise AssertionError(f"{how}: {what} differs from the schedule's own step (max difference {diff:.3g}) on rank {rank}")
+    return {"compared": sum(e is not None for e in exp.values()), "actions": len(ran)}
 
 
 def judge(data):

@@ -10,6 +10,8 @@ Named in CONFORMANCE_RANK_PLUGINS (tests/support on PYTHONPATH); CONFORMANCE_TES
 - `dtensor_recv_scaled`: DTensor activations received between stages are rebuilt from a corrupted local shard;
 - `optimizer_state_not_loaded`: the optimizer state a checkpoint loads never reaches the optimizer;
 - `defer_recv_rescales`: `defer_pp_recv=True` also turns gradient scaling off;
+- `p2p_comms_recv_scaled`: with per-direction or per-edge P2P communicators on, the activations a stage receives
+  come out of their own communicator's buffers scaled (the default shared communicator is left alone);
 - `csv_rows_swapped`: `_dump_csv` writes the ranks' rows in reverse order;
 - `custom_reduce_twice`: a custom REDUCE_GRAD handler is called twice per action;
 - `compile_check_top_only`: the compiled-stage refusal only looks at the stage module itself, not nested ones;
@@ -132,6 +134,25 @@ def defer_recv_rescales() -> None:
     schedules._PipelineScheduleRuntime.__init__ = init  # type: ignore[method-assign]
 
 
+def p2p_comms_recv_scaled() -> None:
+    import torch
+    from torch.distributed.pipelining.stage import _PipelineStageBase
+
+    original = _PipelineStageBase._retrieve_recv_activations
+
+    @functools.wraps(original)
+    def scaled(self, fwd_chunk_id):
+        acts = original(self, fwd_chunk_id)
+        if getattr(self, "p2p_per_direction", False) or getattr(self, "p2p_per_edge", False):
+            with torch.no_grad():
+                for a in acts:
+                    if isinstance(a, torch.Tensor):
+                        a.mul_(1.5)
+        return acts
+
+    _PipelineStageBase._retrieve_recv_activations = scaled  # type: ignore[method-assign]
+
+
 def csv_rows_swapped() -> None:
     import csv
 
@@ -197,8 +218,9 @@ def fsdp_third_stage_unreduced() -> None:
 
 
 FAULTS = {f.__name__: f for f in (weight_first_output_only, weight_double_count, dtensor_recv_scaled,
-                                  optimizer_state_not_loaded, defer_recv_rescales, csv_rows_swapped,
-                                  custom_reduce_twice, compile_check_top_only, fsdp_third_stage_unreduced)}
+                                  optimizer_state_not_loaded, defer_recv_rescales, p2p_comms_recv_scaled,
+                                  csv_rows_swapped, custom_reduce_twice, compile_check_top_only,
+                                  fsdp_third_stage_unreduced)}
 
 if os.environ.get(GRAPHS_FAULT_ENV, "").strip():
     FAULTS[os.environ[GRAPHS_FAULT_ENV].strip()]()
