@@ -151,6 +151,10 @@ GRAPHS_OWN = {
     "test_graphs.py::test_custom_action_handlers[ScheduleInterleaved1F1B]":
         ("sched.register_custom_function(t, handler)", "'BACKWARD_WEIGHT', 'UNSHARD', 'RESHARD', 'REDUCE_GRAD'",
          "pipeline_order_with_comms[rank]"),
+    "test_graphs.py::test_zero_bubble_refuses_compiled_stages[ScheduleDualPipeV-nested]":
+        ("SCHEDULE, PLACEMENT, N_STAGES, N_MB, STAGES, D = 'ScheduleDualPipeV', 'nested', 2, 2, {0: [0, 1]}, 8",
+         "mod.layers[k] = torch.compile(mod.layers[k])",
+         "REFUSAL = 'not supported with stage modules that have used torch.compile'"),
 }
 
 
@@ -169,11 +173,13 @@ def test_the_graphs_cases(capsys, tmp_path, check_id):
     compile(text, check_id, "exec")
     for piece in GRAPHS_OWN[check_id]:
         assert piece in text, piece
-    others = {"csv": "_load_csv", "custom": "register_custom_function", "options": "build_flagged"}
+    others = {"csv": "_load_csv", "custom": "register_custom_function", "options": "build_flagged",
+              "compiled": "torch.compile("}
     assert len({k for k, v in others.items() if v in text}) == 1  # only its own case's code
     assert f"CHECK, DEVICE_TYPE, BACKEND, WORLD = {check_id!r}, 'cpu', 'gloo', {sc.world}\n" in text
     assert len(text.splitlines()) < 200
-    assert check_id in py.with_suffix(".md").read_text()
+    body = py.with_suffix(".md").read_text()
+    assert check_id in body and "scenario `conformance/suite/ranks/graphs.py`" in body
 
 
 def test_only_the_p2p_options_bind_the_group_to_the_device():

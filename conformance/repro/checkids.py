@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from conformance.repro.commandline import normalize
 from conformance.suite.ranks.composition import SCHEDULES as COMPOSITION_SCHEDULES
 from conformance.suite.ranks.graphs import (
+    COMPILED_PLACEMENTS,
     HELPER_MODELS,
     LOCAL_STAGES,
     MANY_STAGE_SCHEDULES,
@@ -135,6 +136,8 @@ FAMILIES: tuple[Family, ...] = (
            lambda p: {"schedule": p[0], "world": 2}),
     Family("test_graphs.py", "test_custom_action_handlers", "schedules", (PLAN_SCHEDULES,),
            lambda p: {"schedule": p[0], "world": 2}),
+    Family("test_graphs.py", "test_zero_bubble_refuses_compiled_stages", "schedules",
+           (ZERO_BUBBLE, COMPILED_PLACEMENTS), lambda p: {"schedule": p[0], "placement": p[1], "world": 1}),
     _training_family("test_training_accumulation", ("scaled", "summed"), "accumulation"),
     _training_family("test_training_unused_input", ("some", "never"), "unused_input"),
     _training_family("test_training_eval", ("first", "between", "return_outputs_false", "loss_kwargs"), "eval"),
@@ -165,8 +168,8 @@ UNCOVERED: dict[str, str] = {
 }
 # Check modules added after repro whose checks have no reproduction yet: `repro` says so instead of guessing.
 UNCOVERED_AREAS: dict[str, str] = {
-    "test_graphs.py": "the graphs area's test_dtensor_activations, test_checkpoint_relayout and "
-                      "test_zero_bubble_refuses_compiled_stages have no script builder yet",
+    "test_graphs.py": "the graphs area's test_dtensor_activations and test_checkpoint_relayout have no script "
+                      "builder yet",
     "test_step_tier.py": "the step tier area has no script builder yet",
 }
 # Check functions repro covers only in part: the cases it has no builder for, by what it says about them.

@@ -146,6 +146,8 @@ def _schedule(sc: Scenario, target: Target) -> tuple[str, str, str]:
         return _receive_order(sc, target)
     if sc.test in PLAN_CASES:
         return _plan(sc, target)
+    if "placement" in p:
+        return _compiled(sc, target)
     what, expected = SCHEDULE_TESTS[sc.test]
     layout = {"single": "one stage per rank", "looped": "two looped stages per rank",
               "v": "two stages per rank in a V"}[p["layout"]]
@@ -205,6 +207,19 @@ def _plan(sc: Scenario, target: Target) -> tuple[str, str, str]:
     body = (t.TRANSFORMER_LIKE + select(t.STAGES, {"manual"}) + ("" if custom else t.PLAN_FN)
             + select(t.PLAN_RUN, {"custom" if custom else "csv"}))
     return consts + body, title, expected
+
+
+def _compiled(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    name, world, placement = sc.params["schedule"], sc.world, sc.params["placement"]
+    where = "the stage module" if placement == "top" else "a block nested in the stage module"
+    title = f"{name} accepts stages holding a torch.compile'd module ({where}, {target.name}/{target.backend})"
+    expected = (f"{name}'s constructor refuses stages whose module holds a torch.compile'd module ({where}) with the "
+                f"documented RuntimeError ('...{graphs_rank.COMPILE_REFUSAL}...', pytorch#161904); nothing is compiled")
+    n_st = num_stages(name, world)
+    consts = _constants(SCHEDULE=name, PLACEMENT=placement, N_STAGES=n_st, N_MB=max(2, n_st),
+                        STAGES=_stages(name, world), D=graphs_rank.D, REFUSAL=graphs_rank.COMPILE_REFUSAL,
+                        TITLE=title, EXPECTED=expected)
+    return consts + t.COMPILED_RUN, title, expected
 
 
 def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:

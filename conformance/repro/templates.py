@@ -693,6 +693,62 @@ def judge(data):
     return None if all(d["compared"] for d in data) else "a rank compared nothing"
 '''
 
+# The zero-bubble schedules' refusal of torch.compile'd stage modules (the graphs area's shared-weight block).
+COMPILED_RUN = '''
+
+class Block(nn.Module):  # compiled or not, it never runs here: the schedule's constructor must refuse it
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(D, D), nn.Linear(D, D)
+        self.b.weight = self.a.weight  # tied inside the stage
+
+    def forward(self, x):
+        return x + self.a(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+
+class Stack(nn.Module):  # the seeded model, only the blocks in `keep`, under layers.<global index>
+    def __init__(self, keep):
+        super().__init__()
+        torch.manual_seed(7)
+        blocks = {str(i): Block() for i in range(N_STAGES)}
+        self.layers = nn.ModuleDict({k: v for k, v in blocks.items() if int(k) in keep})
+
+    def forward(self, x):
+        for b in self.layers.values():
+            x = b(x)
+        return x
+
+
+def run_rank(rank, device):
+    from torch.distributed import pipelining as pp
+
+    cls = getattr(pp, SCHEDULE, None)
+    if cls is None:
+        raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{SCHEDULE}")
+    stages = []
+    for s in STAGES[rank]:
+        mod = Stack(range(s, s + 1)).to(device)
+        if PLACEMENT == "top":  # torch.compile wraps lazily: nothing is compiled
+            mod = torch.compile(mod)
+        else:
+            for k in list(mod.layers.keys()):
+                mod.layers[k] = torch.compile(mod.layers[k])
+        stages.append(pp.PipelineStage(mod, s, N_STAGES, device))
+    try:
+        cls(stages, n_microbatches=N_MB, loss_fn=F.mse_loss)
+    except Exception as exc:
+        if type(exc).__name__ != "RuntimeError" or REFUSAL not in str(exc):
+            raise AssertionError(f"{SCHEDULE} refused compiled stages ({PLACEMENT}) with {type(exc).__name__}: "
+                                 f"{str(exc)[:300]!r}, not the documented RuntimeError ('...{REFUSAL}...')") from None
+        return {"raised": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    raise AssertionError(f"{SCHEDULE} accepted stages with a torch.compile'd module ({PLACEMENT}); the split backward "
+                         "does not support them, so the documented RuntimeError was expected")
+
+
+def judge(data):
+    return None
+'''
+
 SPLIT_RUN = '''
 
 def run_rank(rank, device):
