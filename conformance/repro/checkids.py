@@ -136,6 +136,8 @@ FAMILIES: tuple[Family, ...] = (
            lambda p: {"schedule": p[0], "world": 2}),
     Family("test_graphs.py", "test_custom_action_handlers", "schedules", (PLAN_SCHEDULES,),
            lambda p: {"schedule": p[0], "world": 2}),
+    Family("test_graphs.py", "test_dtensor_activations", "composition", (("static", "runtime"), ("world2", "world4")),
+           lambda p: {"metadata": p[0], "world": _w(p[1]), "kind": "dtensor"}),
     Family("test_graphs.py", "test_zero_bubble_refuses_compiled_stages", "schedules",
            (ZERO_BUBBLE, COMPILED_PLACEMENTS), lambda p: {"schedule": p[0], "placement": p[1], "world": 1}),
     _training_family("test_training_accumulation", ("scaled", "summed"), "accumulation"),
@@ -168,8 +170,7 @@ UNCOVERED: dict[str, str] = {
 }
 # Check modules added after repro whose checks have no reproduction yet: `repro` says so instead of guessing.
 UNCOVERED_AREAS: dict[str, str] = {
-    "test_graphs.py": "the graphs area's test_dtensor_activations and test_checkpoint_relayout have no script "
-                      "builder yet",
+    "test_graphs.py": "the graphs area's test_checkpoint_relayout has no script builder yet",
     "test_step_tier.py": "the step tier area has no script builder yet",
 }
 # Check functions repro covers only in part: the cases it has no builder for, by what it says about them.

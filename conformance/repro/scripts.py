@@ -222,6 +222,22 @@ def _compiled(sc: Scenario, target: Target) -> tuple[str, str, str]:
     return consts + t.COMPILED_RUN, title, expected
 
 
+def _dtensor(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    c, world, metadata = composition_rank, sc.world, sc.params["metadata"]
+    rtol, atol = _tol(target, "float32")
+    title = (f"PipelineStage with DTensor activations ({metadata} metadata) fails under Schedule1F1B (mesh pp={c.PP} x "
+             f"tp={world // c.PP}, {target.name}/{target.backend})")
+    how = "input_args/output_args given" if metadata == "static" else "inferred"
+    expected = (f"with TP + sequence parallelism in each stage and DTensor activations sharded on the sequence "
+                f"dimension crossing the boundary ({how}), every microbatch loss, full gradient and parameter over "
+                f"{c.STEPS} SGD steps equal the unsplit model's (rtol={rtol}, atol={atol})")
+    consts = _constants(METADATA=metadata, PP=c.PP, N_STAGES=c.PP, N_MB=graphs_rank.N_MB, RTOL=rtol, ATOL=atol,
+                        D_MODEL=c.D_MODEL, SEQ=graphs_rank.SEQ, MB_SIZE=graphs_rank.MB, N_LAYERS=c.N_LAYERS,
+                        STEPS=c.STEPS, LR=c.LR, SEED=c.SEED, TITLE=title, EXPECTED=expected)
+    body = select(t.COMPOSITION_MODEL, {"nocheckpoint", "nomixed"}) + select(t.DTENSOR_RUN, {metadata})
+    return consts + body, title, expected
+
+
 def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:
     p = sc.params
     name, world, rule, mode = p["schedule"], sc.world, p["rule"], p["mode"]
@@ -248,6 +264,8 @@ def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:
 
 def _composition(sc: Scenario, target: Target) -> tuple[str, str, str]:
     p = sc.params
+    if p["kind"] == "dtensor":
+        return _dtensor(sc, target)
     name, world, kind = p["schedule"], sc.world, p["kind"]
     c = composition_rank
     pp, local = c.PP, p.get("local_stages")

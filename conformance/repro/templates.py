@@ -749,6 +749,89 @@ def judge(data):
     return None
 '''
 
+# The graphs area's DTensor activations: TP with sequence parallelism inside each stage of a (pp=2, tp) mesh, so what
+# crosses the stage boundary is a DTensor sharded on the sequence dimension.
+DTENSOR_RUN = '''
+
+class SeqParallelStage(nn.Module):  # the first stage shards its plain input, the last gathers its output for the loss
+    def __init__(self, layers, tp, first, last):
+        super().__init__()
+        self.layers, self.tp, self.first, self.last, self.received = nn.ModuleDict(layers), tp, first, last, set()
+
+    def forward(self, x, mb_id=None):
+        from torch.distributed.tensor import DTensor, Shard
+
+        if not self.first:  # what crossed the boundary into this stage: type and placements
+            self.received.add(f"{type(x).__name__}{list(getattr(x, 'placements', []))}")
+        else:
+            x = DTensor.from_local(x.chunk(self.tp.size(), dim=1)[self.tp.get_local_rank()], self.tp, [Shard(1)], run_check=False)
+        for b in self.layers.values():
+            x = b(x)
+        return x.full_tensor() if self.last else x
+
+
+def run_rank(rank, device):
+    from torch.distributed import pipelining as pp
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor, Shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    mesh = init_device_mesh(DEVICE_TYPE, (PP, WORLD // PP), mesh_dim_names=("pp", "tp"))
+    pp_rank, tp = mesh["pp"].get_local_rank(), mesh["tp"]
+    first, last, per = pp_rank == 0, pp_rank == PP - 1, N_LAYERS // PP
+    mod = SeqParallelStage(dict(Stack(range(pp_rank * per, (pp_rank + 1) * per)).to(device).layers.items()), tp, first, last)
+    for block in mod.layers.values():
+        parallelize_module(block, tp, {"w_in": ColwiseParallel(input_layouts=Shard(1)), "w_out": RowwiseParallel(output_layouts=Shard(1), use_local_output=False)})
+    plain = torch.zeros(MB_SIZE, SEQ, D_MODEL, device=device)
+    shard = lambda grad: DTensor.from_local(torch.zeros(MB_SIZE, SEQ // tp.size(), D_MODEL, device=device, requires_grad=grad), tp, [Shard(1)], run_check=False)
+    kw = {"input_args": plain if first else shard(True), "output_args": plain if last else shard(True)}  # [static]
+    kw |= ({} if first else {"input_grads": shard(False)}) | ({} if last else {"output_grads": shard(False)})  # [static]
+    kw = {"get_mesh": lambda names, layout: tp if tuple(names) == ("tp",) else None}  # [runtime]
+    stage = pp.PipelineStage(mod, pp_rank, PP, device, group=mesh["pp"].get_group(), **kw)
+    sched, opt = pp.Schedule1F1B(stage, n_microbatches=N_MB, loss_fn=F.mse_loss), torch.optim.SGD(mod.parameters(), lr=LR)
+    ref = Stack().to(device)  # the unsplit model, same optimizer
+    ref_params, ref_opt = dict(ref.named_parameters()), torch.optim.SGD(ref.parameters(), lr=LR)
+    g = torch.Generator().manual_seed(4321)
+    x, y = (torch.randn(N_MB * MB_SIZE, SEQ, D_MODEL, generator=g).to(device) for _ in range(2))
+    full, where = (lambda t: t.full_tensor() if hasattr(t, "full_tensor") else t), f"rank {rank}, pp rank {pp_rank}"
+    counts = {"losses": 0, "grads": 0, "params": 0, "last": last, "n_params": len(list(mod.parameters()))}
+    for step in range(STEPS):
+        ref.zero_grad(set_to_none=True)
+        ref_losses = [F.mse_loss(ref(xm), ym) for xm, ym in zip(x.chunk(N_MB), y.chunk(N_MB))]
+        [loss.backward() for loss in ref_losses]
+        [p.grad.div_(N_MB) for p in ref.parameters()]
+        opt.zero_grad(set_to_none=True)
+        losses = []
+        sched.step(*([x] if first else []), target=y if last else None, losses=losses)
+        if last and len(losses) != N_MB:
+            raise AssertionError(f"step {step}: {len(losses)} microbatch losses, expected {N_MB} [{where}]")
+        for i, loss in enumerate(losses if last else []):
+            close(full(loss), ref_losses[i], f"loss of microbatch {i} (step {step}) [{where}]")
+            counts["losses"] += 1
+        for n, p in mod.named_parameters():
+            if p.grad is None:
+                raise AssertionError(f"{n} has no gradient after step {step} [{where}]")
+            close(full(p.grad), ref_params[n].grad, f"gradient of {n} (step {step}) [{where}]")
+            counts["grads"] += 1
+        ref_opt.step()
+        opt.step()
+        for n, p in mod.named_parameters():
+            close(full(p), ref_params[n], f"{n} after optimizer step {step} [{where}]")
+            counts["params"] += 1
+    if not first and mod.received != {"DTensor[Shard(dim=1)]"}:
+        raise AssertionError(f"the stage received {sorted(mod.received)} across the boundary, not the DTensor sharded on the sequence dimension the previous stage sent [{where}]")
+    return counts
+
+
+def judge(data):
+    """The last-stage ranks compared every loss; every rank its half of the parameters, gradients and values per step."""
+    lasts = [d for d in data if d["last"]]
+    if len(lasts) != WORLD // PP or any(d["losses"] != N_MB * STEPS for d in lasts):
+        return f"losses compared: {[d['losses'] for d in lasts]}"
+    want = {"n_params": 2 * N_LAYERS, "grads": 2 * N_LAYERS * STEPS, "params": 2 * N_LAYERS * STEPS}
+    return next((f"rank {r} compared {d}, expected {want}" for r, d in enumerate(data) if {k: d[k] for k in want} != want), None)
+'''
+
 SPLIT_RUN = '''
 
 def run_rank(rank, device):
