@@ -187,6 +187,8 @@ AREA_FAULTS = {
         ("compile_check_top_only", "accepted stages with a torch.compile'd module (nested)"),
     "test_graphs.py::test_dtensor_activations[runtime-world2]":
         ("dtensor_recv_scaled", "loss of microbatch 0 (step 0)"),
+    "test_graphs.py::test_checkpoint_relayout[pp_to_unsplit]":
+        ("optimizer_state_not_loaded", "pp_to_unsplit: after loading: layers.0.w_in.bias:exp_avg is not bit-equal"),
 }
 AREA_FAULT_ENV = {"test_training.py": TRAINING_FAULT_ENV, "test_graphs.py": GRAPHS_FAULT_ENV}  # each area's switch
 

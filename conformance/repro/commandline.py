@@ -22,6 +22,7 @@ COVERED_FUNCTIONS = frozenset({
     "test_graphs.py::test_fsdp_many_local_stages", "test_graphs.py::test_receive_order",
     "test_graphs.py::test_plan_csv_round_trip", "test_graphs.py::test_custom_action_handlers",
     "test_graphs.py::test_zero_bubble_refuses_compiled_stages", "test_graphs.py::test_dtensor_activations",
+    "test_graphs.py::test_checkpoint_relayout",
     "test_graphs.py::test_split_backward_helpers", "test_graphs.py::test_split_backward_schedule",
     "test_training.py::test_training_accumulation", "test_training.py::test_training_unused_input",
     "test_training.py::test_training_eval", "test_training.py::test_training_losses_released",

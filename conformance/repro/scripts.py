@@ -238,6 +238,24 @@ def _dtensor(sc: Scenario, target: Target) -> tuple[str, str, str]:
     return consts + body, title, expected
 
 
+def _relayout(sc: Scenario, target: Target) -> tuple[str, str, str]:
+    c, case = composition_rank, sc.params["case"]
+    rtol, atol = _tol(target, "float32")
+    specs = [{"schedule": name, "pp": pp, "reshard": reshard, **({"stages": _stages(name, pp)} if pp > 1 else {})}
+             for name, pp, reshard in graphs_rank.RELAYOUTS[case]]
+    names = [f"{s['schedule']} pp={s['pp']}{', reshard_after_forward' if s['reshard'] else ''}" for s in specs]
+    title = (f"torch.distributed.checkpoint from {names[0]} (FSDP2) into {names[1]}: parameters or optimizer state "
+             f"differ (world {sc.world}, {target.name}/{target.backend})")
+    expected = (f"model and Adam state saved from {names[0]} after one step and loaded into {names[1]} are bit-equal, "
+                f"and after one more step on both too (within rtol={rtol}, atol={atol} where the data-parallel degree "
+                "differs: another summation order)")
+    consts = _constants(CASE=case, SRC=specs[0], DST=specs[1], N_MB=graphs_rank.RELAYOUT_MICROBATCHES, RTOL=rtol,
+                        ATOL=atol, D_MODEL=c.D_MODEL, MB_SIZE=c.MB_SIZE, N_LAYERS=c.N_LAYERS, SEED=c.SEED,
+                        ADAM_LR=graphs_rank.ADAM_LR, TITLE=title, EXPECTED=expected)
+    body = t.RELAYOUT_RUN
+    return consts + body, title, expected
+
+
 def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:
     p = sc.params
     name, world, rule, mode = p["schedule"], sc.world, p["rule"], p["mode"]
@@ -264,8 +282,8 @@ def _behaviour(sc: Scenario, target: Target) -> tuple[str, str, str]:
 
 def _composition(sc: Scenario, target: Target) -> tuple[str, str, str]:
     p = sc.params
-    if p["kind"] == "dtensor":
-        return _dtensor(sc, target)
+    if p["kind"] in ("dtensor", "relayout"):
+        return (_dtensor if p["kind"] == "dtensor" else _relayout)(sc, target)
     name, world, kind = p["schedule"], sc.world, p["kind"]
     c = composition_rank
     pp, local = c.PP, p.get("local_stages")

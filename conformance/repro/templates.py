@@ -832,6 +832,116 @@ def judge(data):
     return next((f"rank {r} compared {d}, expected {want}" for r, d in enumerate(data) if {k: d[k] for k in want} != want), None)
 '''
 
+# The graphs area's checkpoints across pipeline layouts: PP x FSDP2 trained one Adam step, saved with
+# torch.distributed.checkpoint, loaded into another layout (or the unsplit model); then one more step on both.
+RELAYOUT_RUN = '''
+
+class Block(nn.Module):  # the composition checks' block: w_in (d -> 2d), ReLU, w_out (2d -> d), residual
+    def __init__(self):
+        super().__init__()
+        self.w_in, self.w_out = nn.Linear(D_MODEL, 2 * D_MODEL), nn.Linear(2 * D_MODEL, D_MODEL)
+
+    def forward(self, x):
+        return x + self.w_out(F.relu(self.w_in(x)))
+
+
+class Stack(nn.Module):  # the seeded model, only the blocks in `keep`, under layers.<global index> in every copy
+    def __init__(self, keep=range(N_LAYERS)):
+        super().__init__()
+        torch.manual_seed(SEED)
+        self.layers = nn.ModuleDict({str(i): b for i, b in enumerate([Block() for _ in range(N_LAYERS)]) if i in keep})
+
+    def forward(self, x):
+        for b in self.layers.values():
+            x = b(x)
+        return x
+
+
+class Layout:  # a pipeline layout of the model under FSDP2, one Adam per stage module (torchtitan's model parts), or the unsplit model with one Adam
+    def __init__(self, spec, device):
+        from torch.distributed import pipelining as pp
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+        self.modules, self.sched, self.dp, self.dp_rank, self.first, self.last = [Stack().to(device)], None, 1, 0, True, True
+        if spec["schedule"] != "unsplit":
+            if (cls := getattr(pp, spec["schedule"], None)) is None:
+                raise NotApplicable(f"torch {torch.__version__} has no torch.distributed.pipelining.{spec['schedule']}")
+            mesh = init_device_mesh(DEVICE_TYPE, (spec["pp"], WORLD // spec["pp"]), mesh_dim_names=("pp", "dp"))
+            pp_rank, self.dp_rank, self.dp = mesh["pp"].get_local_rank(), mesh["dp"].get_local_rank(), mesh["dp"].size()
+            sids, self.modules, stages = spec["stages"][pp_rank], [], []
+            n_st = len(sids) * spec["pp"]
+            for s in sids:
+                mod = Stack(range(s * N_LAYERS // n_st, (s + 1) * N_LAYERS // n_st)).to(device)
+                for block in mod.layers.values():
+                    fully_shard(block, mesh=mesh["dp"], reshard_after_forward=spec["reshard"])
+                self.modules.append(fully_shard(mod, mesh=mesh["dp"], reshard_after_forward=spec["reshard"]))
+                stages.append(pp.PipelineStage(self.modules[-1], s, n_st, device, group=mesh["pp"].get_group()))
+            self.sched = cls(stages[0] if len(stages) == 1 else stages, n_microbatches=N_MB // self.dp, loss_fn=F.mse_loss)  # N_MB in all
+            self.first, self.last = any(s.is_first for s in stages), any(s.is_last for s in stages)
+        self.opts = [torch.optim.Adam(m.parameters(), lr=ADAM_LR) for m in self.modules]
+
+    def step(self, x, y):  # one optimizer step on the global batch (this replica's rows)
+        [opt.zero_grad(set_to_none=True) for opt in self.opts]
+        if self.sched is None:
+            [F.mse_loss(self.modules[0](xm), ym).backward() for xm, ym in zip(x.chunk(N_MB), y.chunk(N_MB))]
+            [p.grad.div_(N_MB) for p in self.modules[0].parameters()]
+        else:
+            rows = slice(self.dp_rank * len(x) // self.dp, (self.dp_rank + 1) * len(x) // self.dp)
+            self.sched.step(*([x[rows]] if self.first else []), target=y[rows] if self.last else None)
+        [opt.step() for opt in self.opts]
+
+    def state_dicts(self, load=None):  # per stage module as checkpoints key them (flattened names); with `load`, set them
+        from torch.distributed.checkpoint import state_dict as sd
+        o = sd.StateDictOptions(flatten_optimizer_state_dict=True)
+        if load is not None:
+            for m, opt, d in zip(self.modules, self.opts, load):
+                sd.set_model_state_dict(m, d["model"], options=o)
+                sd.set_optimizer_state_dict(m, opt, d["optim"], options=o)
+        return [{"model": sd.get_model_state_dict(m, options=o), "optim": sd.get_optimizer_state_dict(m, opt, options=o)} for m, opt in zip(self.modules, self.opts)]
+
+    def full_state(self):  # every parameter and optimizer state entry, gathered to full on the host, union of the ranks
+        out, full = {}, lambda t: t.full_tensor() if hasattr(t, "full_tensor") else t
+        for m, opt in zip(self.modules, self.opts):
+            for n, p in m.named_parameters():
+                out[n] = full(p).detach().cpu()
+                out |= {f"{n}:{k}": full(v).detach().cpu() for k, v in opt.state.get(p, {}).items() if hasattr(v, "detach")}
+        dist.all_gather_object(boxes := [None] * WORLD, out)
+        return {k: v for box in reversed(boxes) for k, v in box.items()}
+
+
+def compare(got, exp, what, exact):
+    if set(got) != set(exp):
+        raise AssertionError(f"{CASE}: {what}: entries differ: missing {sorted(set(exp) - set(got))[:6]}, extra {sorted(set(got) - set(exp))[:6]}")
+    for k in sorted(exp):
+        if exact and not torch.equal(got[k], exp[k]):
+            raise AssertionError(f"{CASE}: {what}: {k} is not bit-equal (max difference {(got[k].float() - exp[k].float()).abs().max().item():.3g})")
+        close(got[k], exp[k], f"{CASE}: {what}: {k}")
+    return len(exp)
+
+
+def run_rank(rank, device):
+    import shutil, tempfile, torch.distributed.checkpoint as dcp
+    g = torch.Generator().manual_seed(1234)
+    x, y = (torch.randn(N_MB * MB_SIZE, D_MODEL, generator=g).to(device) for _ in range(2))
+    (src := Layout(SRC, device)).step(x, y)
+    box, flat = [tempfile.mkdtemp() if rank == 0 else None], lambda sds: {f"{part}.{k}": v for d in sds for part, e in d.items() for k, v in e.items()}
+    dist.broadcast_object_list(box, src=0)  # one folder every rank writes to
+    try:
+        dcp.save(flat(src.state_dicts()), checkpoint_id=box[0])
+        dst = Layout(DST, device)
+        dcp.load(flat(sds := dst.state_dicts()), checkpoint_id=box[0])
+        dst.state_dicts(load=sds)
+    finally:
+        dist.barrier(), (shutil.rmtree(box[0], ignore_errors=True) if rank == 0 else None)
+    loaded = compare(dst.full_state(), src.full_state(), "after loading", exact=True)
+    src.step(x, y), dst.step(x, y)  # another data-parallel degree sums in another order: within the fp32 tolerance
+    return {"loaded": loaded, "stepped": compare(dst.full_state(), src.full_state(), "after one more step on both layouts", exact=src.dp == dst.dp)}
+
+
+def judge(data, want=4 * 4 * N_LAYERS):  # (w_in, w_out) x (weight, bias) per block, with Adam's step, exp_avg, exp_avg_sq
+    return next((f"rank {r} compared {d}, expected {want} entries each" for r, d in enumerate(data) if d != {"loaded": want, "stepped": want}), None)
+'''
+
 SPLIT_RUN = '''
 
 def run_rank(rank, device):
