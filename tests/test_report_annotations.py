@@ -3,50 +3,34 @@ notice's count, escaping, forged workflow commands kept inert, the green case an
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
+import report_gold
 from conformance import errors
 from conformance.cli import main
 from conformance.report import annotations as ann
 from conformance.report import baseline
 from conformance.report import model as m
-from conformance.report.inputs import read_inputs
 from conformance.report.matrix import build_matrix
 from conformance.repro.commandline import repro_command
+from report_gold import MATRIX, ROOT, check_gold
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLD = ROOT / "tests" / "gold"
 DATA = ROOT / "tests" / "data" / "junit"
-MATRIX = sorted((DATA / "matrix").glob("*.xml"))
 KINDS = ("error", "warning", "notice")
 
 
 def fixture_matrix(monkeypatch) -> m.Matrix:
     """The test JUnit runs (a failure, an error, a crash, a strict XPASS, a wrong build, an absent env) against a
     baseline where cuda's stage check passed (a regression) and xpu and hpu ran what they now do not (lost)."""
-    monkeypatch.chdir(ROOT)  # input paths appear in the warnings relative to the working folder
-    envs, warnings = read_inputs(MATRIX)
-    matrix = build_matrix(envs, warnings, ["cpu", "cuda", "xpu", "hpu", "rocm"],
-                          generated_at="2026-01-05T12:00:00+00:00", generator="conformance 9.9.9")
+    matrix = report_gold.fixture_matrix(monkeypatch)
     before = {"cuda": {"test_stage::test_build_stage[world2]": m.PASSED},
               "xpu": {"test_schedules::test_schedule_eval[ScheduleZBVZeroBubble-world2]": m.PASSED},
               "hpu": {row.key: m.PASSED for row in matrix.rows}}
     matrix.baseline = baseline.diff(matrix, before, "baseline/compatibility.json")
     return matrix
-
-
-def check_gold(name: str, text: str) -> None:
-    """Compare with tests/gold/<name>; UPDATE_GOLD=1 rewrites the gold file instead."""
-    path = GOLD / name
-    if os.environ.get("UPDATE_GOLD") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run with UPDATE_GOLD=1 to create it"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its gold file (UPDATE_GOLD=1 to accept)"
 
 
 def unescape(text: str) -> str:

@@ -16,24 +16,10 @@ import pytest
 
 from conformance.report import html
 from conformance.report import model as m
-from conformance.report.inputs import read_inputs
 from conformance.report.matrix import build_matrix
+from report_gold import check_gold, fixture_matrix, scrub
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLD = ROOT / "tests" / "gold"
-MATRIX = sorted((ROOT / "tests" / "data" / "junit" / "matrix").glob("*.xml"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def fixture_matrix(monkeypatch) -> m.Matrix:
-    monkeypatch.chdir(ROOT)
-    envs, warnings = read_inputs(MATRIX)
-    return build_matrix(envs, warnings, ["cpu", "cuda", "xpu", "hpu", "rocm"],
-                        generated_at="2026-01-05T12:00:00+00:00", generator="conformance 9.9.9")
-
-
-def scrub(text: str, matrix: m.Matrix) -> str:
-    return text.replace(matrix.generated_at, "<TIMESTAMP>").replace(matrix.generator, "conformance <VERSION>")
 
 
 def embedded(text: str) -> dict:
@@ -44,12 +30,7 @@ def embedded(text: str) -> dict:
 
 def test_html_gold(monkeypatch):
     matrix = fixture_matrix(monkeypatch)
-    text = scrub(html.render_html(matrix), matrix)
-    path = GOLD / "compatibility.html"
-    if os.environ.get("UPDATE_GOLD") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run with UPDATE_GOLD=1 to create it"
-    assert text == path.read_text(encoding="utf-8"), "compatibility.html differs from its gold file (UPDATE_GOLD=1)"
+    check_gold("compatibility.html", scrub(html.render_html(matrix), matrix))
 
 
 def test_self_contained_and_metadata_in_header(monkeypatch):

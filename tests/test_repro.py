@@ -114,14 +114,11 @@ TRAINING_OWN = {
 }
 
 
-@pytest.mark.parametrize("check_id", list(TRAINING_OWN))
-def test_the_training_cases_without_a_shared_step(capsys, tmp_path, check_id):
-    """Sequence-length change, refused pre-split containers, static metadata: each id parses to its case, is
-    covered (its function no longer named as uncovered), and writes a script holding that case's code only."""
+def written_script(capsys, tmp_path, check_id: str) -> tuple[checkids.Scenario, str, Path]:
+    """A newly covered id: it parses, is covered (its function named neither uncovered nor partly covered), and
+    `repro --no-run` writes a script that compiles and names the check; returns the scenario, script and its path."""
     sc = checkids.parse(check_id)
-    assert sc is not None and sc.area == "training" and check_id in checkids.covered_ids()
-    assert sc.params["case"] == {"seq_len": "seq_len", "presplit": "presplit-mismatch",
-                                 "metadata": "metadata-static"}[sc.test.removeprefix("test_training_")]
+    assert sc is not None and check_id in checkids.covered_ids()
     assert "does not cover" not in checkids.why_not(check_id) and "repro covers" not in checkids.why_not(check_id)
     assert commandline.repro_command(check_id, "cpu") is not None
     assert cli.main(["repro", check_id, "--out", str(tmp_path), "--no-run"]) == 0
@@ -129,12 +126,23 @@ def test_the_training_cases_without_a_shared_step(capsys, tmp_path, check_id):
     assert capsys.readouterr().out.split("\n")[:2] == [f"wrote {py}", f"wrote {py.with_suffix('.md')}"]
     text = py.read_text()
     compile(text, check_id, "exec")
+    assert f"CHECK, DEVICE_TYPE, BACKEND, WORLD = {check_id!r}, 'cpu', 'gloo', {sc.world}\n" in text
+    return sc, text, py
+
+
+@pytest.mark.parametrize("check_id", list(TRAINING_OWN))
+def test_the_training_cases_without_a_shared_step(capsys, tmp_path, check_id):
+    """Sequence-length change, refused pre-split containers, static metadata: each id parses to its case, is
+    covered (its function no longer named as uncovered), and writes a script holding that case's code only."""
+    sc, text, py = written_script(capsys, tmp_path, check_id)
+    assert sc.area == "training"
+    assert sc.params["case"] == {"seq_len": "seq_len", "presplit": "presplit-mismatch",
+                                 "metadata": "metadata-static"}[sc.test.removeprefix("test_training_")]
     for piece in TRAINING_OWN[check_id]:
         assert piece in text, piece
     others = {"seqlen": "LONGER_SEQ", "mismatch": "kwarg_mbs", "static": "static_args"}
     present = {k for k, v in others.items() if v in text}
     assert len(present) == 1, present  # only its own case's lines
-    assert f"CHECK, DEVICE_TYPE, BACKEND, WORLD = {check_id!r}, 'cpu', 'gloo', {sc.world}\n" in text
     assert len(text.splitlines()) <= 200
     assert check_id in py.with_suffix(".md").read_text()
 
@@ -169,21 +177,12 @@ GRAPHS_OWN = {
 def test_the_graphs_cases(capsys, tmp_path, check_id):
     """Each id parses, is covered (not named as uncovered or partly covered), and writes a script with its case's
     code, short enough for an issue."""
-    sc = checkids.parse(check_id)
-    assert sc is not None and check_id in checkids.covered_ids()
-    assert "does not cover" not in checkids.why_not(check_id) and "repro covers" not in checkids.why_not(check_id)
-    assert commandline.repro_command(check_id, "cpu") is not None
-    assert cli.main(["repro", check_id, "--out", str(tmp_path), "--no-run"]) == 0
-    py = next(tmp_path.glob("*.py"))
-    assert capsys.readouterr().out.split("\n")[:2] == [f"wrote {py}", f"wrote {py.with_suffix('.md')}"]
-    text = py.read_text()
-    compile(text, check_id, "exec")
+    _, text, py = written_script(capsys, tmp_path, check_id)
     for piece in GRAPHS_OWN[check_id]:
         assert piece in text, piece
     others = {"csv": "_load_csv", "custom": "register_custom_function", "options": "build_flagged",
               "compiled": "torch.compile(", "dtensor": "SeqParallelStage", "relayout": "dcp.save("}
     assert len({k for k, v in others.items() if v in text}) == 1  # only its own case's code
-    assert f"CHECK, DEVICE_TYPE, BACKEND, WORLD = {check_id!r}, 'cpu', 'gloo', {sc.world}\n" in text
     assert len(text.splitlines()) < 200
     body = py.with_suffix(".md").read_text()
     assert check_id in body and "scenario `conformance/suite/ranks/graphs.py`" in body

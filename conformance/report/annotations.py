@@ -9,6 +9,7 @@ env and input warnings (`::warning`); last one `::notice` with the totals and ho
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -121,9 +122,7 @@ def _lost_warnings(diff: m.BaselineDiff) -> Iterator[Annotation]:
             yield Annotation("warning", f"{env}: {c.id}",
                              (f"lost coverage against the baseline{allowed}: {_move(c.before, c.after)}",))
             continue
-        moves: dict[str, int] = {}
-        for c in changes:
-            moves[_move(c.before, c.after)] = moves.get(_move(c.before, c.after), 0) + 1
+        moves = Counter(_move(c.before, c.after) for c in changes)
         lines = [f"lost coverage against the baseline{allowed}: " + ", ".join(f"{n} {move}" for move, n in
                                                                                moves.items())]
         lines += [f"{c.id}: {_move(c.before, c.after)}" for c in changes[:LOST_LISTED]]
@@ -149,24 +148,15 @@ def collect(matrix: m.Matrix) -> list[Annotation]:
     """The annotations to print, in order: at most PER_STEP errors, at most PER_STEP warnings, then the notice."""
     failed = _failed_cells(matrix)
     errors = [_cell_error(matrix, e, row, change) for e, row, change in failed[:PER_STEP]]
-    warnings: list[Annotation] = []
-    lost = 0
-    if matrix.baseline is not None:
-        for warning in _lost_warnings(matrix.baseline):
-            lost += 1
-            if len(warnings) < PER_STEP:
-                warnings.append(warning)
-    inputs = len(matrix.warnings)
-    for warning in _input_warnings(matrix):
-        if len(warnings) >= PER_STEP:
-            break
-        warnings.append(warning)
+    every_warning = [*(_lost_warnings(matrix.baseline) if matrix.baseline is not None else ()),
+                     *_input_warnings(matrix)]
+    warnings = every_warning[:PER_STEP]
     diff = matrix.baseline
     cells = matrix.totals.problems
     lines = [headline(matrix),
              f"{cells} failed cell{'s' if cells != 1 else ''} (failed, error, crashed or strict xpass)"
              + (f"; baseline: {diff.summary()}" if diff is not None else ""),
-             _left_out(len(failed) - len(errors), lost + inputs - len(warnings)),
+             _left_out(len(failed) - len(errors), len(every_warning) - len(warnings)),
              f"every cell and message: {WHERE}"]
     return [*errors, *warnings, Annotation("notice", "conformance report", tuple(lines))]
 
