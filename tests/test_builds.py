@@ -196,3 +196,17 @@ def test_plan_reads_the_recorded_absence(tmp_path):
     plan = builds.plan("cuda", {}, prefix=str(tmp_path))
     assert plan.absent == "no NVIDIA driver on this host; torch not installed"
     assert builds.plan("cuda", {}, prefix=str(tmp_path / "other")).absent == ""
+
+
+def test_tox_writes_no_venv_redirect_file():
+    """tox >= 4.6x writes a `.venv` file (PEP 832) pointing at one of its envs unless told not to; the Quick start's
+    `python3 -m venv .venv` after any tox run would then fail. tox itself must read `venv_redirect = false`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, "-m", "tox", "config", "--core", "-k", "venv_redirect", "-c",
+                          str(root / "tox.ini")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "venv_redirect = False" in out.stdout, out.stdout[-2000:]
